@@ -1,0 +1,337 @@
+"""The roofline cost model: how long one engine step takes, from FLOPs and bytes.
+
+An engine step runs a batch of work items, each ``(new_tokens, context_tokens)``: a decode is
+``(1, L)``, a whole prefill ``(P, 0)``, a prefill chunk ``(c, done_so_far)``. For the batch::
+
+    FLOPs  = 2·N_mm·Σn + A·Σpairs(n, L) + 2·h·V·(items needing logits)
+    bytes  = weights read + KV read (Σ L·k) + KV written (Σ n·k) + activations (Σ n·a)
+    compute_time = FLOPs / (tp · F · η_F)
+    memory_time  = bytes_per_GPU / (W · η_W)
+    comm_time    = 2 all-reduces per layer of Σn·h·b bytes over the scale-up link (tp > 1)
+    time = overhead + max(compute_time, memory_time) + comm_time
+
+with N_mm the matmul weights a token passes through, A the attention FLOPs per (query, key)
+pair, k the KV bytes per token and a the activation bytes per token (see :mod:`pdlib.models`).
+F and W are the GPU's peak FLOP/s and bandwidth; η_F and η_W are the fractions of peak a real
+engine reaches (documented defaults, fitted to measurements by calibration).
+
+Every public function accepts numpy arrays where it takes sizes, so sweeps are vectorized.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import hardware as hw
+from . import models as mdl
+from .hardware import GPU, Link
+from .models import ModelSpec
+
+__all__ = ["CostModel", "StepCost", "kv_transfer_time", "kv_emission_rate", "allreduce_time"]
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """Cost of one engine step (scalars, or arrays of the same shape for a sweep).
+
+    Times are seconds on each GPU of the instance; ``flops`` and ``bytes`` are per GPU.
+    """
+
+    time: float | np.ndarray            # overhead + max(compute, memory) + comm
+    compute_time: float | np.ndarray    # flops / (F · η_F)
+    memory_time: float | np.ndarray     # bytes / (W · η_W)
+    comm_time: float | np.ndarray       # tensor-parallel all-reduces
+    flops: float | np.ndarray           # FLOPs per GPU
+    bytes: float | np.ndarray           # HBM bytes per GPU
+    new_tokens: float | np.ndarray      # Σ new tokens in the step
+    overhead: float = 0.0
+
+    @property
+    def bound(self):
+        """"compute" or "memory": which roof the step sits under (array of str for sweeps)."""
+        b = np.where(np.asarray(self.compute_time) >= np.asarray(self.memory_time), "compute", "memory")
+        return str(b) if b.ndim == 0 else b
+
+    @property
+    def intensity(self):
+        """Arithmetic intensity of the step, FLOP per byte."""
+        return np.asarray(self.flops) / np.asarray(self.bytes)
+
+    @property
+    def time_per_token(self):
+        """Seconds per new token (step time / Σ new tokens)."""
+        return np.asarray(self.time) / np.asarray(self.new_tokens)
+
+    def __repr__(self) -> str:
+        if np.ndim(self.time) == 0:
+            return (f"StepCost(time={self.time * 1e3:.3f} ms, compute={self.compute_time * 1e3:.3f} ms, "
+                    f"memory={self.memory_time * 1e3:.3f} ms, comm={self.comm_time * 1e3:.3f} ms, "
+                    f"bound={self.bound!r}, tokens={int(self.new_tokens)})")
+        return f"StepCost(<{np.shape(self.time)} array of steps>)"
+
+
+def _positive(name: str, value) -> np.ndarray:
+    a = np.asarray(value, dtype=np.float64)
+    if np.any(~np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return a
+
+
+def _non_negative(name: str, value) -> np.ndarray:
+    a = np.asarray(value, dtype=np.float64)
+    if np.any(~np.isfinite(a)) or np.any(a < 0):
+        raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
+    return a
+
+
+def allreduce_time(nbytes, n_gpus: int, link: Link):
+    """Seconds for an all-reduce of ``nbytes`` among ``n_gpus`` over ``link``.
+
+    Bandwidth term of a ring: each GPU sends and receives ``2·(n−1)/n · nbytes``. Latency term of a
+    tree (what libraries switch to for the small messages of decode): ``2·⌈log2 n⌉`` hops::
+
+        time = 2(n−1)/n · nbytes / bandwidth + 2·⌈log2 n⌉ · latency      (0 for one GPU)
+    """
+    if n_gpus <= 1:
+        return np.zeros_like(np.asarray(nbytes, dtype=np.float64))
+    n = n_gpus
+    hops = 2 * int(np.ceil(np.log2(n)))
+    return 2 * (n - 1) / n * np.asarray(nbytes, dtype=np.float64) / link.bandwidth + hops * link.latency
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Roofline time of engine steps for ``model`` served on ``tp`` GPUs of type ``gpu``.
+
+    Parameters
+    ----------
+    model, gpu:
+        A :class:`~pdlib.models.ModelSpec` / :class:`~pdlib.hardware.GPU` or a catalog name.
+    tp:
+        Tensor-parallel degree: weights, heads and FLOPs are split over ``tp`` GPUs, and every
+        layer pays two all-reduces of the step's activations over ``comm_link``.
+    dtype, kv_dtype:
+        Storage type of weights/activations and of the KV cache ("bf16", "fp16", "fp8", ...).
+    flops_efficiency:
+        η_F, fraction of peak FLOP/s a large matmul reaches (MFU). Default 0.6: the value FACTS.md
+        §4 uses for prefill on H100s; fitted by calibration on a real device.
+    bw_efficiency:
+        η_W, fraction of peak memory bandwidth reached by weight and KV streaming. Default 0.8.
+    overhead:
+        Fixed seconds per step (scheduling, kernel launches). Default 0: pure roofline.
+    comm_link:
+        Link for tensor-parallel all-reduces; default the GPU's scale-up link (NVLink, or PCIe).
+    mem_utilization:
+        Fraction of GPU memory the engine may use for weights + KV (vLLM's default is 0.9).
+    """
+
+    model: ModelSpec
+    gpu: GPU
+    tp: int = 1
+    dtype: str = "bf16"
+    kv_dtype: str | None = None
+    flops_efficiency: float = 0.6
+    bw_efficiency: float = 0.8
+    overhead: float = 0.0
+    comm_link: Link | None = None
+    mem_utilization: float = 0.9
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model", mdl.get(self.model))
+        object.__setattr__(self, "gpu", hw.gpu(self.gpu) if isinstance(self.gpu, str) else self.gpu)
+        if isinstance(self.comm_link, str):
+            object.__setattr__(self, "comm_link", hw.link(self.comm_link))
+        if self.comm_link is None:
+            object.__setattr__(self, "comm_link", self.gpu.scaleup_link)
+        if self.kv_dtype is None:
+            object.__setattr__(self, "kv_dtype", self.dtype)
+        mdl.dtype_bytes(self.dtype), mdl.dtype_bytes(self.kv_dtype)        # validate names
+        m = self.model
+        if not isinstance(self.tp, (int, np.integer)) or self.tp < 1:
+            raise ValueError(f"tp must be a positive integer, got {self.tp!r}")
+        if m.n_heads % self.tp:
+            raise ValueError(f"tp={self.tp} does not divide {m.name}'s {m.n_heads} attention heads; "
+                             f"allowed: {[d for d in range(1, m.n_heads + 1) if m.n_heads % d == 0]}")
+        for knob in ("flops_efficiency", "bw_efficiency", "mem_utilization"):
+            v = getattr(self, knob)
+            if not 0 < v <= 1:
+                raise ValueError(f"{knob} must be in (0, 1], got {v!r}")
+        if self.overhead < 0:
+            raise ValueError(f"overhead must be >= 0 seconds, got {self.overhead!r}")
+        if self.free_kv_bytes <= 0:
+            raise ValueError(
+                f"{m.name} does not fit: {self.weight_bytes_per_gpu / 1e9:.1f} GB of {self.dtype} "
+                f"weights per GPU at tp={self.tp}, but a {self.gpu.name} offers "
+                f"{self.gpu.mem_bytes * self.mem_utilization / 1e9:.1f} GB "
+                f"({self.mem_utilization:.0%} of {self.gpu.mem_bytes / 1e9:.0f} GB); raise tp or use a "
+                f"smaller dtype")
+
+    # ------------------------------------------------------------------ memory capacity
+    @property
+    def kv_shards(self) -> int:
+        """How many ways the KV cache is split over the tp GPUs: by KV head for MHA/GQA (heads
+        are replicated once tp exceeds them), not at all for MLA's single latent."""
+        if self.model.attention == "mla":
+            return 1
+        return min(self.tp, self.model.n_kv_heads)
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """KV bytes one token occupies on each GPU of the instance."""
+        return self.model.kv_bytes_per_token(self.kv_dtype) / self.kv_shards
+
+    @property
+    def weight_bytes_per_gpu(self) -> float:
+        return self.model.weight_bytes(self.dtype) / self.tp
+
+    @property
+    def free_kv_bytes(self) -> float:
+        """Bytes per GPU left for the KV cache: ``mem_utilization · memory − weights / tp``."""
+        return self.gpu.mem_bytes * self.mem_utilization - self.weight_bytes_per_gpu
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        """Tokens of KV the instance can hold: free KV bytes / KV bytes per token (per GPU)."""
+        return int(self.free_kv_bytes // self.kv_bytes_per_token)
+
+    def max_decode_batch(self, context) -> np.ndarray:
+        """Largest number of requests of ``context`` tokens whose KV fits at once."""
+        return np.floor(self.kv_capacity_tokens / _positive("context", context)).astype(np.int64)
+
+    # ------------------------------------------------------------------ the core formula
+    def cost(self, n_items, new_tokens, context_tokens, attn_pairs, logits=None) -> StepCost:
+        """Price a step from batch totals (all array-friendly).
+
+        ``n_items`` requests in the step, ``new_tokens`` = Σn, ``context_tokens`` = ΣL (cached
+        tokens read), ``attn_pairs`` = Σ pairs(n, L), ``logits`` rows of output (default n_items).
+        """
+        m, tp = self.model, self.tp
+        T = np.asarray(new_tokens, dtype=np.float64)
+        logits = np.asarray(n_items if logits is None else logits, dtype=np.float64)
+        flops = (2.0 * m.matmul_params * T + m.attention_flops_per_pair * np.asarray(attn_pairs)
+                 + 2.0 * m.hidden * m.vocab * logits) / tp
+        kv = self.kv_bytes_per_token
+        bytes_ = (m.step_weight_bytes(T, self.dtype) / tp
+                  + kv * (np.asarray(context_tokens, dtype=np.float64) + T)
+                  + m.activation_bytes_per_token(self.dtype) * T / tp)
+        compute = flops / (self.gpu.flops * self.flops_efficiency)
+        memory = bytes_ / (self.gpu.mem_bw * self.bw_efficiency)
+        msg = T * m.hidden * mdl.dtype_bytes(self.dtype)
+        comm = 2 * m.n_layers * allreduce_time(msg, tp, self.comm_link)
+        time = self.overhead + np.maximum(compute, memory) + comm
+        return StepCost(time=_scalar(time), compute_time=_scalar(compute), memory_time=_scalar(memory),
+                        comm_time=_scalar(comm), flops=_scalar(flops), bytes=_scalar(bytes_),
+                        new_tokens=_scalar(T), overhead=self.overhead)
+
+    # ------------------------------------------------------------------ convenient forms
+    def step(self, items: Iterable[Sequence[int]] | np.ndarray) -> StepCost:
+        """Cost of one step running ``items``, a list (or ``(k, 2)`` array) of
+        ``(new_tokens, context_tokens)``, e.g. ``[(512, 0), (1, 1000), (1, 2000)]``."""
+        a = np.asarray(list(items) if not isinstance(items, np.ndarray) else items, dtype=np.float64)
+        if a.size == 0:
+            raise ValueError("a step needs at least one (new_tokens, context_tokens) item")
+        if a.ndim != 2 or a.shape[1] != 2:
+            raise ValueError(f"items must be (new_tokens, context_tokens) pairs, got shape {a.shape}")
+        n, L = a[:, 0], a[:, 1]
+        _positive("new_tokens", n), _non_negative("context_tokens", L)
+        pairs = mdl.attention_pairs(n, L, self.model.sliding_window)
+        return self.cost(len(a), n.sum(), L.sum(), pairs.sum())
+
+    def prefill(self, tokens, context=0, batch=1) -> StepCost:
+        """A step of ``batch`` identical prefill chunks of ``tokens`` new tokens after ``context``
+        cached ones (``context=0``: whole prompts). Array-friendly."""
+        n, L = _positive("tokens", tokens), _non_negative("context", context)
+        B = _positive("batch", batch)
+        return self.cost(B, B * n, B * L, B * mdl.attention_pairs(n, L, self.model.sliding_window))
+
+    def decode(self, batch, context) -> StepCost:
+        """A decode step of ``batch`` requests, each with ``context`` cached tokens (mean context
+        for a mixed batch: the cost is linear in ΣL). Array-friendly."""
+        B, L = _positive("batch", batch), _non_negative("context", context)
+        return self.cost(B, B, B * L, B * mdl.attention_pairs(1, L, self.model.sliding_window))
+
+    def prefill_time(self, prompt) -> np.ndarray | float:
+        """Seconds to prefill one prompt of ``prompt`` tokens alone (shortcut for ``prefill().time``)."""
+        return self.prefill(prompt).time
+
+    def decode_ridge_batch(self, context: float = 0.0) -> float:
+        """Decode batch size at which compute time equals memory time (the batch where decode would
+        turn compute-bound if KV memory allowed it), found by bisection on the continuous batch."""
+        lo, hi = 1.0, 1.0
+        while self.decode(hi, context).bound == "memory":
+            hi *= 2
+            if hi > 1e9:
+                return float("inf")
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.decode(mid, context).bound == "memory" else (lo, mid)
+        return hi
+
+    def with_(self, **changes) -> "CostModel":
+        """A copy with some knobs changed, e.g. ``cm.with_(tp=8, flops_efficiency=0.5)``."""
+        return replace(self, **changes)
+
+    def __repr__(self) -> str:
+        return (f"CostModel({self.model.name} on {self.tp}×{self.gpu.name}, {self.dtype}, "
+                f"η_F={self.flops_efficiency}, η_W={self.bw_efficiency}, overhead={self.overhead * 1e3:g} ms)")
+
+
+def _scalar(x):
+    a = np.asarray(x, dtype=np.float64)
+    return float(a) if a.ndim == 0 else a
+
+
+# ---------------------------------------------------------------------- KV transfer
+def kv_transfer_time(model: ModelSpec | str, tokens, link: Link | str, *, dtype: str = "bf16",
+                     parallel_links: int = 1, mode: str = "whole", prefill_time=None):
+    """Seconds to move the KV cache of ``tokens`` tokens over ``link``.
+
+    ``mode="whole"``: the whole cache is sent after prefill ends:
+    ``bytes / (parallel_links · bandwidth) + latency``. With tensor parallelism each rank sends its
+    own shard over its own NIC, so pass ``parallel_links=tp`` (8 NICs for an 8-GPU node).
+
+    ``mode="layerwise"``: layer i is sent as soon as the prefill has computed it, overlapping
+    transfer with compute; pass the prefill's ``prefill_time``. With l layers, a = prefill/l and
+    b = transfer/l, the last layer lands ``max(b, transfer − prefill + a)`` after the prefill ends;
+    that *exposed* time (plus latency) is what is returned.
+    """
+    spec = mdl.get(model)
+    ln = hw.link(link) if isinstance(link, str) else link
+    n = _non_negative("tokens", tokens)
+    if parallel_links < 1:
+        raise ValueError(f"parallel_links must be >= 1, got {parallel_links}")
+    wire = spec.kv_bytes(n, dtype) / (parallel_links * ln.bandwidth)
+    if mode == "whole":
+        return _scalar(wire + ln.latency)
+    if mode != "layerwise":
+        raise ValueError(f"mode must be 'whole' or 'layerwise', got {mode!r}")
+    if prefill_time is None:
+        raise ValueError("mode='layerwise' needs prefill_time (seconds) to overlap with")
+    P = _non_negative("prefill_time", prefill_time)
+    layers = spec.n_layers
+    exposed = np.maximum(wire / layers, wire - P + P / layers)
+    return _scalar(exposed + ln.latency)
+
+
+def kv_emission_rate(model: ModelSpec | str, gpu: GPU | str, *, mfu: float = 0.5, prompt=None,
+                     dtype: str = "bf16"):
+    """Bytes/s of KV cache a GPU produces while prefilling at ``mfu`` of its peak FLOP/s.
+
+    rate = KV bytes per token / (prefill FLOPs per token / (F · mfu)). Compare with a link's
+    bandwidth: when the link is faster than this rate, layer-by-layer transfer keeps up with
+    prefill and the network adds almost nothing to TTFT. ``prompt=None`` counts only the matmul
+    FLOPs (2·N_mm per token: the short-prompt limit, and an upper bound on the rate); a prompt
+    length adds attention and the one LM-head row, which lower the rate for long prompts.
+    """
+    spec = mdl.get(model)
+    g = hw.gpu(gpu) if isinstance(gpu, str) else gpu
+    if not 0 < mfu <= 1:
+        raise ValueError(f"mfu must be in (0, 1], got {mfu!r}")
+    if prompt is None:
+        flops_per_token = 2.0 * spec.matmul_params
+    else:
+        P = _positive("prompt", prompt)
+        flops_per_token = spec.prefill_flops(P) / P
+    return _scalar(spec.kv_bytes_per_token(dtype) * g.flops * mfu / flops_per_token)
