@@ -21,13 +21,15 @@ REPO_URL = "https://github.com/pdbook/split-or-share"
 _LAZY = ("workload", "viz", "widgets", "exercises", "sim", "engine", "disagg", "planner", "reproduce")
 
 __all__ = ["CostModel", "StepCost", "kv_transfer_time", "kv_emission_rate", "hardware", "models",
-           "cost", "REPO_URL", "device_info", *_LAZY]
+           "cost", "REPO_URL", "device_info", "simulate", *_LAZY]
 
 
 def __getattr__(name: str):
     # Submodules load on first use, so `import pdlib` stays light (and torch-free).
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
+    if name == "simulate":
+        return importlib.import_module(".sim", __name__).simulate
     raise AttributeError(f"module 'pdlib' has no attribute {name!r}")
 
 

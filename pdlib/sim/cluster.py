@@ -1,0 +1,289 @@
+"""Cluster shapes: colocated instances behind a router, or disaggregated prefill and decode pools
+joined by a KV link.
+
+Colocated: every instance prefills and decodes with the same scheduler. An arrival goes to one
+instance (``router``: "round_robin", "least_loaded" = fewest queued + running requests, ties to the
+lowest index, or "random" with the run's seed).
+
+Disaggregated (DistServe / Splitwise style):
+
+1. an arrival goes to the least-loaded prefill instance, which runs prefill-only steps (whole
+   prompts FCFS within a token budget, or chunks of ``prefill_chunk`` tokens). The prefill computes
+   the first output token. When the client sees it is a convention (``first_token``): "decode"
+   (default) delivers it with the KV, when the KV has landed on the decode instance — what a
+   client of vLLM, Dynamo or Mooncake-style systems observes, and why their TTFT grows on a slow
+   network; "prefill" delivers it at prefill end (DistServe's convention, TTFT blind to the link);
+2. the request is then assigned to the least-loaded decode instance and waits there (``pending``)
+   until that instance has free blocks for its KV; meanwhile the prefill instance keeps the KV in
+   its own memory (a full prefill instance stops admitting);
+3. the decode instance reserves the blocks and *pulls* the KV over the prefill instance's link.
+   Each prefill instance has one NIC (``parallel_links`` lanes of ``link.bandwidth`` bytes/s);
+   transfers from it are served FIFO: a transfer starts when the wire is free, takes
+   ``bytes / (parallel_links · bandwidth)`` and lands ``latency`` later. In ``"layerwise"`` mode a
+   transfer pulled the moment the prefill ends is taken to have streamed its layers during the
+   prefill: it may start once the first layer is done (``prefill_start + prefill_time / layers``)
+   and cannot land before ``prefill_end + wire / layers`` (+ latency). With an idle link this is
+   exactly :func:`pdlib.kv_transfer_time` in layerwise mode; a transfer that had to wait for
+   decode memory is sent whole;
+4. when the KV lands, the prefill instance frees its copy and the request joins the decode batch
+   at the next step boundary (``transfer_time`` = landing − prefill end). Tokens 2.. come from the
+   decode instance, so the gap between tokens 1 and 2 includes the transfer.
+
+A decode instance that runs out of blocks preempts (recompute) like any vLLM engine: the victim
+re-prefills on the decode instance itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import hardware as hw
+from .. import models as mdl
+from ..cost import CostModel
+from .events import Runtime
+from .instance import Instance
+from .request_state import RequestTable
+from .schedulers import Continuous, make_policy
+
+ROUTERS = ("round_robin", "least_loaded", "random")
+
+
+def _check_router(router: str) -> None:
+    if router not in ROUTERS:
+        raise KeyError(f"unknown router {router!r}; known: {', '.join(ROUTERS)}")
+
+
+def _positive_int(name: str, v) -> int:
+    if not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+@dataclass(frozen=True)
+class Colocated:
+    """``instances`` identical engines of ``tp`` GPUs each, prefill and decode on the same GPUs."""
+    cost: CostModel
+    scheduler: str = "continuous"
+    max_batch: int = 256
+    chunk_size: int | None = None        # token budget per step (None: policy default)
+    instances: int = 1
+    router: str = "round_robin"
+    block_size: int = 16
+    kv_tokens: int | None = None         # override KV capacity per instance (tokens)
+    max_stretch: int = 1024              # decode steps per fast-path stretch (1: step by step)
+
+    @property
+    def n_gpus(self) -> int:
+        return self.instances * self.cost.tp
+
+    def build(self, reqs: RequestTable, seed: int = 0) -> "_ColocatedRun":
+        policy = make_policy(self.scheduler, self.max_batch, self.chunk_size)
+        insts = [Instance(i, self.cost, policy, reqs, role="both", block_size=self.block_size,
+                          kv_tokens=self.kv_tokens, max_stretch=self.max_stretch) for i in range(self.instances)]
+        return _ColocatedRun(reqs, insts, self.router, seed)
+
+
+@dataclass(frozen=True)
+class Disaggregated:
+    """``n_prefill`` prefill instances and ``n_decode`` decode instances joined by ``link``."""
+    prefill_cost: CostModel
+    decode_cost: CostModel
+    link: hw.Link
+    n_prefill: int = 1
+    n_decode: int = 1
+    transfer: str = "layerwise"
+    parallel_links: int = 1
+    prefill_chunk: int | None = None     # None: whole prompts, batched within prefill_budget tokens
+    prefill_budget: int = 8192
+    max_batch: int = 256
+    block_size: int = 16
+    prefill_kv_tokens: int | None = None
+    decode_kv_tokens: int | None = None
+    max_stretch: int = 1024              # decode steps per fast-path stretch (1: step by step)
+    first_token: str = "decode"          # when the client gets token 1: KV landed, or prefill end
+
+    @property
+    def n_gpus(self) -> int:
+        return self.n_prefill * self.prefill_cost.tp + self.n_decode * self.decode_cost.tp
+
+    def build(self, reqs: RequestTable, seed: int = 0) -> "_DisaggRun":
+        pol = (make_policy("chunked", self.max_batch, self.prefill_chunk) if self.prefill_chunk
+               else Continuous(self.max_batch, self.prefill_budget))
+        pre = [Instance(i, self.prefill_cost, pol, reqs, role="prefill", block_size=self.block_size,
+                        kv_tokens=self.prefill_kv_tokens, max_stretch=self.max_stretch) for i in range(self.n_prefill)]
+        dec = [Instance(self.n_prefill + i, self.decode_cost, Continuous(self.max_batch), reqs,
+                        role="decode", block_size=self.block_size, kv_tokens=self.decode_kv_tokens,
+                        max_stretch=self.max_stretch)
+               for i in range(self.n_decode)]
+        return _DisaggRun(reqs, pre, dec, self)
+
+
+def _cost(model, gpu, tp: int, cost_kwargs: dict | None) -> CostModel:
+    return CostModel(mdl.get(model), hw.gpu(gpu) if isinstance(gpu, str) else gpu, tp=tp,
+                     **(cost_kwargs or {}))
+
+
+def colocated(*, model, gpu, scheduler: str = "continuous", max_batch: int = 256,
+              chunk_size: int | None = None, instances: int = 1, tp: int = 1,
+              router: str = "round_robin", block_size: int = 16, kv_tokens: int | None = None,
+              cost_kwargs: dict | None = None) -> Colocated:
+    """A colocated cluster: ``instances`` engines of ``tp`` × ``gpu`` each serving ``model``.
+
+    ``scheduler``: "static", "continuous" or "chunked"; ``chunk_size``: the token budget of a step
+    (chunked: default 512; continuous: default 8192). ``kv_tokens`` overrides each instance's KV
+    capacity (tokens; default ``CostModel.kv_capacity_tokens``). ``cost_kwargs`` go to
+    :class:`~pdlib.CostModel` (``flops_efficiency``, ``bw_efficiency``, ``overhead``, ...).
+    Model and GPU may be catalog names or objects.
+    """
+    make_policy(scheduler, max_batch, chunk_size)                  # validate early
+    _check_router(router)
+    _positive_int("instances", instances), _positive_int("block_size", block_size)
+    return Colocated(_cost(model, gpu, tp, cost_kwargs), scheduler, max_batch, chunk_size,
+                     instances, router, block_size, kv_tokens)
+
+
+def disaggregated(*, model, prefill_gpu, decode_gpu, link, n_prefill: int = 1, n_decode: int = 1,
+                  prefill_tp: int = 1, decode_tp: int = 1, transfer: str = "layerwise",
+                  parallel_links: int = 1, prefill_chunk: int | None = None,
+                  prefill_budget: int = 8192, max_batch: int = 256, block_size: int = 16,
+                  prefill_kv_tokens: int | None = None, decode_kv_tokens: int | None = None,
+                  first_token: str = "decode", cost_kwargs: dict | None = None) -> Disaggregated:
+    """A disaggregated cluster (see the module docstring for the request's path).
+
+    ``link``: a :class:`~pdlib.hardware.Link` or catalog name ("IB-NDR-400G", "100GbE", ...);
+    its bandwidth must be > 0 bytes/s. ``transfer``: "layerwise" or "whole". ``parallel_links``:
+    NIC lanes per prefill instance (e.g. its tp). ``prefill_chunk``: chunk size for chunked
+    prefill on the prefill instances (None: whole prompts, up to ``prefill_budget`` tokens per step).
+    ``first_token``: "decode" (token 1 reaches the client when the KV has landed, so TTFT includes
+    the transfer) or "prefill" (DistServe's convention: TTFT ends with the prefill).
+    """
+    ln = hw.link(link) if isinstance(link, str) else link
+    if not getattr(ln, "bandwidth", 0) > 0:
+        raise ValueError(f"link bandwidth must be > 0 bytes/s, got {getattr(ln, 'bandwidth', None)!r}")
+    if transfer not in ("layerwise", "whole"):
+        raise ValueError(f"transfer must be 'layerwise' or 'whole', got {transfer!r}")
+    if first_token not in ("decode", "prefill"):
+        raise ValueError(f"first_token must be 'decode' or 'prefill', got {first_token!r}")
+    for name, v in (("n_prefill", n_prefill), ("n_decode", n_decode), ("parallel_links", parallel_links),
+                    ("max_batch", max_batch), ("block_size", block_size), ("prefill_budget", prefill_budget)):
+        _positive_int(name, v)
+    if prefill_chunk is not None:
+        _positive_int("prefill_chunk", prefill_chunk)
+    return Disaggregated(_cost(model, prefill_gpu, prefill_tp, cost_kwargs),
+                         _cost(model, decode_gpu, decode_tp, cost_kwargs), ln, n_prefill, n_decode,
+                         transfer, parallel_links, prefill_chunk, prefill_budget, max_batch, block_size,
+                         prefill_kv_tokens, decode_kv_tokens, first_token=first_token)
+
+
+def _least_loaded(insts: list[Instance]) -> Instance:
+    return min(insts, key=lambda i: (i.load, i.idx))
+
+
+class _ColocatedRun(Runtime):
+    def __init__(self, reqs, insts, router, seed):
+        super().__init__(reqs, insts)
+        self.router = router
+        self.rng = np.random.default_rng(seed)
+        self.rr = 0
+
+    def on_arrival(self, r: int, now: float) -> None:
+        q = self.reqs
+        if self.router == "round_robin":
+            inst = self.instances[self.rr % len(self.instances)]
+            self.rr += 1
+        elif self.router == "least_loaded":
+            inst = _least_loaded(self.instances)
+        else:
+            inst = self.instances[int(self.rng.integers(len(self.instances)))]
+        q.instance[r] = inst.idx
+        need = q.prompt[r] + q.output[r]
+        if not inst.fits_ever(need):
+            return self.reject(r, f"needs KV for {need} tokens (prompt+output); instance "
+                                  f"{inst.idx} holds {inst.pool.capacity_tokens}")
+        inst.waiting.append(r)
+        self.wake(inst, now)
+
+
+class _DisaggRun(Runtime):
+    def __init__(self, reqs, pre, dec, spec: Disaggregated):
+        super().__init__(reqs, pre + dec)
+        self.pre, self.dec, self.spec = pre, dec, spec
+        self.link_free = [0.0] * len(pre)                 # when each prefill NIC's wire is free
+        self.hold: dict[int, tuple[int, int]] = {}        # r -> (prefill instance, blocks held there)
+        self.prefill_span: dict[int, tuple[float, float]] = {}
+        model = spec.prefill_cost.model
+        self.kv_bytes = model.kv_bytes_per_token(spec.prefill_cost.kv_dtype)
+        self.layers = model.n_layers
+
+    def on_arrival(self, r: int, now: float) -> None:
+        q = self.reqs
+        p = _least_loaded(self.pre)
+        q.instance[r] = p.idx
+        P, need = q.prompt[r], q.prompt[r] + q.output[r]
+        if not p.fits_ever(P):
+            return self.reject(r, f"prompt of {P} tokens exceeds prefill instance KV capacity "
+                                  f"of {p.pool.capacity_tokens} tokens")
+        if not self.dec[0].fits_ever(need):
+            return self.reject(r, f"needs KV for {need} tokens (prompt+output); decode instances "
+                                  f"hold {self.dec[0].pool.capacity_tokens}")
+        p.waiting.append(r)
+        self.wake(p, now)
+
+    def after_step(self, inst: Instance, finished: list[int], handed: list[int], now: float) -> None:
+        if inst.role == "prefill":
+            start = inst.timeline[-1][2] if handed else now        # start of the step that just ended
+            for r in handed:
+                d = _least_loaded(self.dec)
+                self.prefill_span[r] = (start, now)
+                d.pending.append((r, inst.idx))
+                self.pull(d, now)
+        else:
+            self.pull(inst, now)
+
+    def after_plan(self, inst: Instance, now: float) -> None:
+        if inst.role == "decode" and inst.pending:       # preemption while planning frees blocks
+            self.pull(inst, now)
+
+    def pull(self, d: Instance, now: float) -> None:
+        """Decode instance ``d`` reserves blocks and starts KV transfers, FCFS, while it can."""
+        q, spec = self.reqs, self.spec
+        while d.pending:
+            r, p = d.pending[0]
+            need = d.pool.blocks_for(q.kv[r])
+            if need > d.pool.free:
+                # a stretch holds blocks for steps not yet started: cut it to the step in progress
+                t = d.cut(now)
+                if t is not None:
+                    d.version += 1
+                    self.push(t, 1, "step", d.idx, d.version)
+                if need > d.pool.free:
+                    return
+            d.pending.popleft()
+            d.pool.alloc(need)
+            self.hold[r] = (p, q.blocks[r])
+            q.blocks[r] = need
+            ps, pe = self.prefill_span.pop(r)
+            wire = q.kv[r] * self.kv_bytes / (spec.parallel_links * spec.link.bandwidth)
+            lane = p                                      # prefill instances are indexed 0..n_prefill-1
+            if spec.transfer == "layerwise" and now == pe:
+                start = max(ps + (pe - ps) / self.layers, self.link_free[lane])
+                done = max(start + wire, pe + wire / self.layers)
+            else:
+                start = max(now, self.link_free[lane])
+                done = start + wire
+            self.link_free[lane] = done
+            land = done + spec.link.latency
+            q.transfer[r] = land - pe
+            self.push(land, 0, "xfer", r, d.idx)
+
+    def on_transfer(self, r: int, dst: int, now: float) -> None:
+        p, blocks = self.hold.pop(r)
+        if self.spec.first_token == "decode":            # token 1 reaches the client with the KV
+            self.reqs.token_time[self.reqs.off[r]] = now
+        pre = self.instances[p]
+        pre.pool.release(blocks)
+        self.wake(pre, now)
+        d = self.instances[dst]
+        d.ready.append(r)
+        self.wake(d, now)
