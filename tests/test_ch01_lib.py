@@ -1,0 +1,257 @@
+"""Chapter 01's library code: microbenchmarks (on CPU, small sizes), roofline plots, the step
+explorer and the exercise checkers. Expected numbers are computed by hand from the formulas."""
+import subprocess
+import sys
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import pdlib.exercises as exercises  # noqa: E402
+from pdlib import CostModel, hardware  # noqa: E402
+from pdlib import microbench as mb  # noqa: E402
+from pdlib.viz import roofline as rl  # noqa: E402
+from pdlib.widgets import explore, fitting_cost_model, step_explorer  # noqa: E402
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def one_thread():
+    """Time kernels on one CPU thread: on a shared 2-core runner a second thread can be
+    descheduled mid-matmul, which makes small matmuls look slower than they are."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+# ----------------------------------------------------------------------------- microbench
+def test_import_does_not_pull_torch():
+    code = ("import sys, pdlib, pdlib.microbench, pdlib.widgets, pdlib.viz.roofline, "
+            "pdlib.exercises.ch01; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_measurement_rates_by_hand():
+    m = mb.Measurement("x", flops=2e9, bytes=1e9, seconds=0.5)
+    assert m.flops_per_s == 4e9 and m.bytes_per_s == 2e9 and m.intensity == 2.0
+    with pytest.raises(ValueError, match="seconds > 0"):
+        mb.Measurement("bad", 1.0, 1.0, 0.0)
+    with pytest.raises(ValueError):
+        mb.Measurement("bad", 1.0, 0.0, 1.0)
+
+
+def test_matmul_counts_fp32(one_thread):
+    n = 64
+    m = mb.matmul(n, "cpu", repeats=3)
+    assert m.flops == 2 * n ** 3
+    assert m.bytes == 3 * 4 * n ** 2                          # A, B read; C written; 4 B each
+    assert m.intensity == pytest.approx(2 * n ** 3 / (3 * 4 * n ** 2))   # = n/6 = 10.67
+    assert m.seconds > 0
+
+
+def test_matvec_intensity_is_half_in_fp32(one_thread):
+    n = 512
+    m = mb.matvec(n, "cpu", repeats=3)
+    assert m.flops == 2 * n ** 2
+    assert m.bytes == 4 * (n ** 2 + 2 * n)
+    assert m.intensity == pytest.approx(2 * n ** 2 / (4 * n ** 2 + 8 * n))
+    assert m.intensity == pytest.approx(0.5, rel=0.01)
+
+
+def test_bf16_counts_two_bytes_per_element(one_thread):
+    m = mb.matmul(32, "cpu", dtype=torch.bfloat16, repeats=1)
+    assert m.bytes == 3 * 2 * 32 ** 2
+    c = mb.copy(1024, "cpu", dtype=torch.float16, repeats=1)
+    assert c.flops == 0 and c.bytes == 2 * 1024 * 2
+
+
+def test_measure_roofline_cpu(one_thread):
+    t0 = time.perf_counter()
+    r = mb.measure_roofline("cpu", repeats=3, matmul_sizes=(64, 256), matvec_sizes=(1024,),
+                            copy_elems=2 ** 18)
+    assert time.perf_counter() - t0 < 5
+    assert r.dtype == "float32" and r.device.startswith("CPU")
+    names = [p.name for p in r.points]
+    assert names[:3] == ["matmul 64", "matmul 256", "matvec 1024"] and names[3].startswith("copy")
+    mm = [p for p in r.points if p.name.startswith("matmul")]
+    assert r.peak_flops == max(p.flops_per_s for p in mm)
+    assert r.peak_bw == max(p.bytes_per_s for p in r.points if p not in mm)
+    assert r.peak_flops_kernel in names and r.peak_bw_kernel in names
+    assert r.ridge == pytest.approx(r.peak_flops / r.peak_bw)
+    # the compute-bound kernel does far more arithmetic per second than the memory-bound one
+    matvec = r.points[2]
+    assert mm[1].flops_per_s > 2 * matvec.flops_per_s
+    table = r.table()
+    assert list(table.index) == names
+    assert table.loc["matvec 1024", "FLOP/B"] == pytest.approx(matvec.intensity)
+
+
+def test_default_dtype_and_device_choice():
+    assert mb.default_dtype("cpu") == torch.float32
+    assert mb.pick_device("cpu") == "cpu"
+    assert mb.pick_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="'cpu' or 'cuda"):
+        mb.pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            mb.pick_device("cuda")
+
+
+def test_time_kernel_median_per_call():
+    calls = []
+    t = mb.time_kernel(lambda: (calls.append(1), time.sleep(0.004)), "cpu", repeats=3, warmup=1,
+                       min_time=0.01)
+    assert 0.004 <= t < 0.03
+    # warmup + autorange (1, 2, 4 calls at most until >= 10 ms) + 3 rounds of k calls
+    assert len(calls) >= 1 + 3
+
+
+def test_bad_sizes_raise():
+    with pytest.raises(ValueError, match="positive integer"):
+        mb.matmul(0, "cpu")
+    with pytest.raises(ValueError, match="positive integer"):
+        mb.copy(-5, "cpu")
+    with pytest.raises(ValueError, match="repeats"):
+        mb.time_kernel(lambda: None, repeats=0)
+    with pytest.raises(ValueError, match="at least one"):
+        mb.measure_roofline("cpu", matmul_sizes=(), matvec_sizes=(64,), copy_elems=64)
+
+
+# ----------------------------------------------------------------------------- viz
+def test_attainable_flops_by_hand():
+    # F = 100 FLOP/s, W = 10 B/s: ridge at 10 FLOP/B
+    np.testing.assert_allclose(rl.attainable_flops(100.0, 10.0, [1, 10, 100]), [10, 100, 100])
+    with pytest.raises(ValueError):
+        rl.attainable_flops(0.0, 10.0, 1.0)
+
+
+def test_step_table_matches_steps():
+    cm = CostModel("Llama-3.1-8B", "H100-SXM")
+    d, p = cm.decode(8, 1024), cm.prefill(2048)
+    t = rl.step_table({"d": d, "p": p})
+    assert t.loc["d", "FLOPs"] == d.flops and t.loc["p", "bytes"] == p.bytes
+    assert t.loc["d", "FLOP/B"] == pytest.approx(d.flops / d.bytes)
+    assert t.loc["p", "step (ms)"] == pytest.approx(p.time * 1e3)
+    assert t.loc["d", "ms / token"] == pytest.approx(d.time / 8 * 1e3)
+    assert list(t["bound"]) == ["memory", "compute"]
+
+
+def test_plot_rooflines_marks_catalog_ridges():
+    ax = rl.plot_rooflines(["H100-SXM", "L40S"], steps={"decode": CostModel(
+        "Llama-3.1-8B", "H100-SXM").decode(1, 0)})
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("L40S (GDDR6" in s and "ridge 419" in s for s in labels)
+    assert any("H100-SXM (HBM3" in s and "ridge 295" in s for s in labels)
+    markers = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    got = sorted((float(m.get_xdata()[0]), float(m.get_ydata()[0])) for m in markers)
+    want = sorted((g.ridge, g.flops / 1e12) for g in map(hardware.gpu, ["H100-SXM", "L40S"]))
+    np.testing.assert_allclose(got, want)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log" and ax.get_title()
+    with pytest.raises(KeyError, match="known"):
+        rl.plot_rooflines(["H1000"])
+    with pytest.raises(ValueError):
+        rl.plot_rooflines([])
+
+
+def test_plot_steps_places_points_at_achieved_rate():
+    cm = CostModel("Llama-3.1-8B", "A100-80GB")
+    steps = {"d": cm.decode(4, 512), "p": cm.prefill(1024)}
+    ax = rl.plot_steps_on_roofline(cm, steps)
+    pts = [(float(ln.get_xdata()[0]), float(ln.get_ydata()[0])) for ln in ax.get_lines()
+           if ln.get_marker() == "o" and len(ln.get_xdata())]
+    want = [(float(s.intensity), s.flops / s.time / 1e12) for s in steps.values()]
+    np.testing.assert_allclose(pts, want)
+
+
+def test_plot_decode_intensity_and_measured_roofline():
+    cm = CostModel("Llama-3.1-8B", "H100-SXM")
+    ax = rl.plot_decode_intensity(cm, contexts=(0, 1024), batches=[1, 2, 4, 8])
+    first = ax.get_lines()[0]
+    np.testing.assert_allclose(first.get_ydata(), cm.decode(np.array([1, 2, 4, 8.]), 0).intensity)
+    roof = mb.DeviceRoofline("test device", "float32", peak_flops=1e11, peak_bw=1e10,
+                             points=(mb.Measurement("matmul 8", 1e9, 1e7, 0.02),
+                                     mb.Measurement("matvec 8", 1e6, 2e6, 2e-4)),
+                             peak_flops_kernel="matmul 8", peak_bw_kernel="matvec 8")
+    ax = rl.plot_measured_roofline(roof)
+    roofline = ax.get_lines()[0]
+    assert max(roofline.get_ydata()) == pytest.approx(100.0)          # 1e11 FLOP/s in GFLOP/s
+    assert "ridge 10 FLOP/B" in ax.get_legend().get_texts()[0].get_text()
+
+
+# ----------------------------------------------------------------------------- widgets
+def test_fitting_cost_model_raises_tp():
+    cm, note = fitting_cost_model("Llama-3.1-8B", "H100-SXM")
+    assert cm.tp == 1 and note == ""
+    cm, note = fitting_cost_model("Llama-3.1-70B", "H100-SXM")   # 141 GB of weights > 72 GB
+    assert cm.tp == 2 and "does not fit" in note and "tp=2" in note
+    with pytest.raises(ValueError, match="up to 8"):
+        fitting_cost_model("Llama-3.1-405B", "H100-SXM")            # 812 GB > 8 × 72 GB
+
+
+def test_explore_text_and_figure():
+    text, fig = explore("Llama-3.1-8B", "H100-SXM", batch=16, context=1024, prefill=2048)
+    cm = CostModel("Llama-3.1-8B", "H100-SXM")
+    assert f"step {cm.decode(16, 1024).time * 1e3:.2f} ms" in text
+    assert f"step {cm.prefill(2048).time * 1e3:.2f} ms" in text
+    assert "**memory-bound**" in text and "**compute-bound**" in text
+    ax = fig.axes[0]
+    assert sum(1 for ln in ax.get_lines() if ln.get_marker() == "o" and len(ln.get_xdata())) == 3
+
+
+def test_explore_reports_instead_of_crashing():
+    text, fig = explore("Llama-3.1-405B", "T4")
+    assert fig is None and text.startswith("**Cannot price this step:**") and "does not fit" in text
+    text, fig = explore("Llama-3.1-70B", "H100-SXM", batch=32, context=4096)
+    assert "Using tp=2" in text and "could not be resident" in text and fig is not None
+
+
+def test_step_explorer_builds_and_updates():
+    pytest.importorskip("ipywidgets")
+    panel = step_explorer("Llama-3.1-8B", "L40S", batch=4)
+    (m, g, tp), (b, c, p) = (box.children for box in panel.children[:2])
+    assert (m.value, g.value, tp.value, round(b.value)) == ("Llama-3.1-8B", "L40S", 1, 4)
+    b.value = 64                                     # triggers explore() again, must not raise
+    m.value = "Llama-3.1-405B"                       # does not fit: shows the message instead
+
+
+# ----------------------------------------------------------------------------- exercises
+def test_ch01_expected_values_by_hand():
+    from pdlib.exercises import ch01
+    assert ch01.ridge_a100().value == pytest.approx(312e12 / 2.039e12)      # 153 FLOP/B
+    assert ch01.l40s_hbm().value == "no"
+    ideal = CostModel("Llama-3.1-8B", "H100-SXM", flops_efficiency=1.0, bw_efficiency=1.0)
+    b = ch01.decode_ridge_batch().value
+    assert ideal.decode(b * 0.99, 0).bound == "memory" and ideal.decode(b * 1.01, 0).bound == "compute"
+    # decode streams 1/8 of the 70B weights per GPU: at least that long, plus all-reduces
+    t = ch01.decode_70b_tp8().value
+    floor = 70.6e9 * 2 / 8 / (3.35e12 * 0.8)
+    assert floor < t < 1.5 * floor
+
+
+def test_ch01_checks_give_helpful_feedback():
+    check = exercises.check
+    assert check("ch01.ridge_a100", 153).ok
+    fb = check("ch01.ridge_a100", 0.153)
+    assert fb.ok is False and "factor of 1000" in fb.message and "Hint" in fb.message
+    assert check("ch01.decode_ridge_batch", 295).ok                   # the back-of-envelope F/W
+    assert not check("ch01.decode_ridge_batch", 650).ok
+    fb = check("ch01.decode_70b_tp8", 8.4)                            # ms instead of s
+    assert not fb.ok and "seconds" in fb.message
+    assert check("ch01.l40s_hbm", "No").ok
+    assert not check("ch01.l40s_hbm", "yes").ok
+    assert "not one of the allowed" in check("ch01.l40s_hbm", "maybe").message
+    assert check("ch01.l40s_hbm", None).ok is None
+    assert set(exercises.ids()) >= {"ch01.ridge_a100", "ch01.decode_ridge_batch",
+                                    "ch01.decode_70b_tp8", "ch01.l40s_hbm"}
