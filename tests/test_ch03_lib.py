@@ -5,7 +5,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -18,12 +17,6 @@ from pdlib.sim.instance import TIMELINE_COLUMNS  # noqa: E402
 from pdlib.viz.timeline import (STEP_KINDS, metric_values, plot_cdfs, plot_kv_usage,  # noqa: E402
                                 plot_timeline, plot_timeline_series, plot_token_gaps,
                                 plot_token_progress, rows_in_window, step_kind, summary_table)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _timeline() -> pd.DataFrame:

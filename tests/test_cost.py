@@ -33,7 +33,7 @@ def test_contract_names():
 
 def test_step_by_hand_single_decode():
     cm = CostModel("Llama-3.1-8B", "H100-SXM")
-    m, g = cm.model, cm.gpu
+    m = cm.model
     s = cm.step([(1, 1000)])
     flops = 2 * m.matmul_params + 2 * 32 * 256 * 32 * 1001 + 2 * 4096 * 128256
     nbytes = (m.params - 128256 * 4096) * 2 + 131072 * 1001 + m.activation_bytes_per_token()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import math
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 __all__ = ["Expected", "Feedback", "check", "exercise", "describe", "ids", "results", "reset"]
