@@ -94,9 +94,16 @@ _FACTS_JS = """() => {
   const cells = [...document.querySelectorAll('div.cell')];
   const hasFigure = cell => [...cell.querySelectorAll('.cell_output img')].some(i => i.naturalWidth > 0);
   // for each widget: is there a rendered figure in its own cell or in the code cells just above it
-  // (back to the nearest one with output)?
+  // (back to the nearest one with output)? Progress bars (tqdm's HBox of a label and a
+  // FloatProgress) report a sweep's progress and need no fallback figure.
+  const stateTag = document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]');
+  const models = stateTag ? JSON.parse(stateTag.textContent).state : {};
+  const isProgress = id => (models[id]?.state?.children || [])
+    .some(ref => /Progress/.test(models[String(ref).replace('IPY_MODEL_', '')]?.model_name || ''));
+  const viewsOf = c => [...c.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')]
+    .map(v => JSON.parse(v.textContent).model_id);
   const widgetFallbacks = cells
-    .filter(c => c.querySelector('script[type="application/vnd.jupyter.widget-view+json"]'))
+    .filter(c => viewsOf(c).some(id => !isProgress(id)))
     .map(c => {
       for (let i = cells.indexOf(c); i >= 0; i--) {
         if (hasFigure(cells[i])) return true;
