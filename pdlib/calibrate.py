@@ -1,0 +1,148 @@
+"""Fit the cost model's efficiency knobs to step times measured on a real engine.
+
+The roofline model prices a step as ``time = overhead + max(C / η_F, M / η_W)`` where C and M are
+the step's compute and memory times at peak (``η = 1``; see :mod:`pdlib.cost`). Given measured
+``(items, seconds)`` pairs, :func:`calibrate` finds η_F, η_W (in (0, 1]) and overhead (≥ 0 s) that
+minimise the squared *relative* error ``Σ ((pred − t) / t)²``:
+
+* for fixed (η_F, η_W) the best overhead is closed-form (a weighted mean of ``t − max(...)``,
+  clipped at 0);
+* (η_F, η_W) are searched on a log-spaced grid, then the grid is zoomed around the best point
+  until it is finer than 1e-7 (numpy only, no scipy).
+
+:func:`measure_steps` produces the measurements by running :mod:`pdlib.engine` on batch shapes,
+and :func:`device_as_gpu` describes the device (a CPU, too) as a :class:`~pdlib.hardware.GPU` from a
+quick roofline microbenchmark. torch is imported only inside those two functions.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from .cost import CostModel
+from .hardware import GPU
+
+__all__ = ["calibrate", "predict", "relative_errors", "measure_steps", "device_as_gpu"]
+
+Items = Sequence[tuple[int, int]]
+
+
+def _peak_times(cm: CostModel, measurements) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compute and memory seconds at η = 1 (no overhead), and measured seconds, per step."""
+    ideal = cm.with_(flops_efficiency=1.0, bw_efficiency=1.0, overhead=0.0)
+    costs = [ideal.step(items) for items, _ in measurements]
+    C = np.array([c.compute_time for c in costs])
+    M = np.array([c.memory_time for c in costs])
+    t = np.array([s for _, s in measurements], dtype=np.float64)
+    if len(t) == 0 or np.any(t <= 0):
+        raise ValueError("need at least one measurement, all with positive seconds")
+    return C, M, t
+
+
+def _best_overhead(roof: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Overhead minimising Σ((o + roof − t)/t)² over the last axis, clipped at 0."""
+    w = 1.0 / t ** 2
+    return np.clip(((t - roof) * w).sum(-1) / w.sum(), 0.0, None)
+
+
+def calibrate(cost_model: CostModel, measurements: Sequence[tuple[Items, float]],
+              fit_overhead: bool = True) -> CostModel:
+    """``cost_model`` with ``flops_efficiency``, ``bw_efficiency`` and ``overhead`` fitted to
+    ``measurements``: ``(items, seconds)`` pairs, items being ``(new_tokens, context_tokens)``.
+
+    Knobs the data cannot pin down (η_F when every step is memory-bound, say) keep the largest
+    value consistent with the data. With ``fit_overhead=False`` the overhead is left as it is.
+    """
+    C, M, t = _peak_times(cost_model, measurements)
+    lo, hi = np.log(1e-4), 0.0                       # log η range: 1e-4 .. 1
+    box = [(lo, hi), (lo, hi)]
+    best = None
+    for _ in range(40):
+        gf = np.linspace(*box[0], 41)
+        gw = np.linspace(*box[1], 41)
+        ef, ew = np.exp(gf)[:, None, None], np.exp(gw)[None, :, None]
+        roof = np.maximum(C / ef, M / ew)                                    # [41, 41, N]
+        o = _best_overhead(roof, t) if fit_overhead else np.full(roof.shape[:2], cost_model.overhead)
+        err = (((o[..., None] + roof - t) / t) ** 2).sum(-1)
+        # prefer the largest η among ties (unidentified knobs)
+        err = err - 1e-15 * (gf[:, None] + gw[None, :])
+        i, j = np.unravel_index(np.argmin(err), err.shape)
+        best = (gf[i], gw[j], float(o[i, j]))
+        sf, sw = (box[0][1] - box[0][0]) / 40, (box[1][1] - box[1][0]) / 40
+        if max(sf, sw) < 1e-9:
+            break
+        box = [(max(lo, gf[i] - 2 * sf), min(hi, gf[i] + 2 * sf)),
+               (max(lo, gw[j] - 2 * sw), min(hi, gw[j] + 2 * sw))]
+    return cost_model.with_(flops_efficiency=float(np.exp(best[0])),
+                            bw_efficiency=float(np.exp(best[1])), overhead=best[2])
+
+
+def predict(cost_model: CostModel, measurements) -> np.ndarray:
+    """Predicted seconds of each measured step."""
+    return np.array([cost_model.step(items).time for items, _ in measurements])
+
+
+def relative_errors(cost_model: CostModel, measurements) -> np.ndarray:
+    """``|predicted − measured| / measured`` per step."""
+    t = np.array([s for _, s in measurements], dtype=np.float64)
+    return np.abs(predict(cost_model, measurements) - t) / t
+
+
+def device_as_gpu(device: str = "cpu", dtype=None, repeats: int = 3) -> GPU:
+    """The device described as a :class:`~pdlib.hardware.GPU`, peaks measured on the spot.
+
+    ``flops`` = best matmul FLOP/s and ``mem_bw`` = best matvec/copy bytes/s from
+    :func:`pdlib.microbench.measure_roofline` (in ``dtype``: float32 on CPU by default), so
+    efficiencies fitted against it are fractions of what this machine reaches in a plain
+    matmul or copy. ``mem_bytes``: the machine's RAM for a CPU, the card's memory for CUDA.
+    """
+    import torch
+    from .microbench import measure_roofline
+    roof = measure_roofline(device, dtype, repeats=repeats)
+    if device.startswith("cuda"):
+        mem = float(torch.cuda.get_device_properties(torch.device(device)).total_memory)
+        link = "PCIe-Gen4-x16"
+    else:
+        mem = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        link = "PCIe-Gen4-x16"     # unused at tp=1; a GPU needs a scale-up link name
+    return GPU(name=roof.device, flops=roof.peak_flops, mem_bytes=mem, mem_bw=roof.peak_bw,
+               mem_type="DDR" if not device.startswith("cuda") else "device memory",
+               scaleup=link, source=f"measured by pdlib.microbench.measure_roofline ({roof.dtype})")
+
+
+def measure_steps(model, shapes: Sequence[Items], device: str | None = None, repeats: int = 5,
+                  block_size: int = 16) -> list[tuple[tuple[tuple[int, int], ...], float]]:
+    """Run ``model`` (a :class:`pdlib.engine.Decoder`) on each batch shape and time it.
+
+    Each shape is a list of ``(new_tokens, context_tokens)`` items. Every item's context is first
+    prefilled (untimed); then the step is timed ``repeats`` times (after one warm-up), the
+    cache being truncated back to the context in between. Returns ``(items, seconds)`` with the
+    fastest repeat: other processes on the machine can only add time to a step.
+    """
+    from . import engine
+    if device is not None and str(model.device) != str(device) and \
+            not (device == "cuda" and model.device.type == "cuda"):
+        raise ValueError(f"model lives on {model.device}, not {device}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats!r}")
+    out = []
+    for shape in shapes:
+        items = tuple((int(n), int(L)) for n, L in shape)
+        blocks = sum(-(-(n + L) // block_size) for n, L in items)
+        runner = engine.Runner(model, n_blocks=max(blocks, 1), block_size=block_size, record=True)
+        vocab = model.spec.vocab
+        prefix = [(i, [(7 * i + p) % vocab for p in range(L)]) for i, (_, L) in enumerate(items) if L]
+        if prefix:
+            runner.step(prefix)
+        work = [(i, [(3 * i + p + 1) % vocab for p in range(n)]) for i, (n, _) in enumerate(items)]
+        times = []
+        for k in range(repeats + 1):
+            runner.step(work)
+            if k:
+                times.append(runner.history[-1].seconds)
+            for i, (_, L) in enumerate(items):
+                runner.cache.truncate(i, L)
+        out.append((items, min(times)))
+    return out

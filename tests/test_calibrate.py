@@ -1,0 +1,52 @@
+"""Calibration: exact recovery of known knobs from synthetic times, and a real CPU fit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pdlib
+from pdlib import calibrate as cal
+from pdlib.hardware import GPU
+
+SHAPES = ([[(1, 512)] * b for b in (1, 8, 64, 256)] + [[(c, 0)] for c in (64, 512, 4096)]
+          + [[(256, 1024)] + [(1, 2048)] * 32, [(2048, 0), (1, 100)]])
+
+
+@pytest.mark.parametrize("eta_f,eta_w,overhead", [(0.55, 0.7, 2e-4), (0.3, 0.9, 0.0), (0.8, 0.25, 1e-3)])
+def test_recovers_known_knobs_from_synthetic_steps(eta_f, eta_w, overhead):
+    truth = pdlib.CostModel("Llama-2-7B", "A100-80GB", flops_efficiency=eta_f, bw_efficiency=eta_w,
+                            overhead=overhead)
+    measurements = [(items, truth.step(items).time) for items in SHAPES]
+    fit = cal.calibrate(pdlib.CostModel("Llama-2-7B", "A100-80GB"), measurements)
+    assert fit.flops_efficiency == pytest.approx(eta_f, rel=1e-6)
+    assert fit.bw_efficiency == pytest.approx(eta_w, rel=1e-6)
+    assert fit.overhead == pytest.approx(overhead, abs=1e-9)
+    assert np.max(cal.relative_errors(fit, measurements)) < 1e-6
+
+
+def test_calibrate_rejects_empty_or_nonpositive_times():
+    cm = pdlib.CostModel("Llama-2-7B", "A100-80GB")
+    with pytest.raises(ValueError, match="positive seconds"):
+        cal.calibrate(cm, [([(1, 10)], 0.0)])
+    with pytest.raises(ValueError, match="at least one"):
+        cal.calibrate(cm, [])
+
+
+def test_real_cpu_fit_beats_uncalibrated_on_held_out_shapes():
+    torch = pytest.importorskip("torch")
+    from pdlib import engine
+    m = engine.load(engine.tiny_spec(n_layers=2, hidden=256, n_heads=4, n_kv_heads=2, ffn=704,
+                                     vocab=4000), dtype=torch.float32)
+    gpu = cal.device_as_gpu("cpu", repeats=2)
+    assert isinstance(gpu, GPU) and gpu.flops > 1e8 and gpu.mem_bw > 1e8
+    cm = pdlib.CostModel(m.spec, gpu, dtype="fp32")
+    train = [[(1, 32)] * b for b in (1, 16)] + [[(c, 0)] for c in (16, 128, 384)] + [[(64, 0), (1, 64)]]
+    held_out = [[(1, 64)] * 8, [(256, 0)], [(32, 32)] + [(1, 32)] * 4]
+    measured_train = cal.measure_steps(m, train, repeats=3)
+    measured_test = cal.measure_steps(m, held_out, repeats=3)
+    assert all(s > 0 for _, s in measured_train + measured_test)
+    fit = cal.calibrate(cm, measured_train)
+    assert 0 < fit.flops_efficiency <= 1 and 0 < fit.bw_efficiency <= 1 and fit.overhead >= 0
+    before = np.median(cal.relative_errors(cm, measured_test))
+    after = np.median(cal.relative_errors(fit, measured_test))
+    assert after < before
