@@ -93,6 +93,16 @@ class KVCache:
         """Tokens already cached for ``request_id`` (0 for a new request)."""
         return self.lengths.get(request_id, 0)
 
+    def check_fits(self, tokens: int, who: str = "a request") -> None:
+        """ValueError when ``tokens`` tokens could never be cached: more than the model's max
+        context, or more blocks than the whole cache has."""
+        if self.max_context is not None and tokens > self.max_context:
+            raise ValueError(f"{who} would hold {tokens} tokens, more than the model's "
+                             f"max context of {self.max_context}")
+        if self.blocks_for(tokens) > self.n_blocks:
+            raise ValueError(f"{who} needs {self.blocks_for(tokens)} KV blocks of "
+                             f"{self.block_size} tokens but the cache has only {self.n_blocks}")
+
     def reserve(self, growth: dict) -> None:
         """Make room for ``growth[request_id]`` more tokens per request, all or nothing.
 
@@ -102,12 +112,7 @@ class KVCache:
         need = {}
         for rid, n in growth.items():
             total = self.context(rid) + n
-            if self.max_context is not None and total > self.max_context:
-                raise ValueError(f"request {rid!r} would hold {total} tokens, more than the model's "
-                                 f"max context of {self.max_context}")
-            if self.blocks_for(total) > self.n_blocks:
-                raise ValueError(f"request {rid!r} needs {self.blocks_for(total)} KV blocks of "
-                                 f"{self.block_size} tokens but the cache has only {self.n_blocks}")
+            self.check_fits(total, f"request {rid!r}")
             need[rid] = self.blocks_for(total) - len(self.tables.get(rid, []))
         if sum(need.values()) > self.allocator.n_free:
             raise OutOfBlocks(f"this step needs {sum(need.values())} more KV blocks but only "

@@ -177,13 +177,9 @@ class Runner:
             raise ValueError(f"{len(arrivals)} arrival steps for {len(prompts)} prompts")
         cache = self.cache
         for i, p in enumerate(prompts):
-            need = len(p) + max_new_tokens - 1          # the last token is never fed back
-            if cache.max_context is not None and need > cache.max_context:
-                raise ValueError(f"prompt {i}: {len(p)} tokens + {max_new_tokens} new exceed the "
-                                 f"model's max context of {cache.max_context}")
-            if cache.blocks_for(need) > cache.n_blocks:
-                raise ValueError(f"prompt {i} needs {cache.blocks_for(need)} KV blocks of "
-                                 f"{cache.block_size} tokens but the cache has only {cache.n_blocks}")
+            # the last generated token is never fed back, so it needs no KV
+            cache.check_fits(len(p) + max_new_tokens - 1,
+                             f"prompt {i} ({len(p)} tokens + {max_new_tokens} new)")
         rids = [("gen", id(self), i) for i in range(len(prompts))]
         outs: list[list[int]] = [[] for _ in prompts]
         done_prefill = [0] * len(prompts)
