@@ -1,0 +1,242 @@
+"""The front end of a disaggregated run: start the two workers, feed requests, collect results.
+
+Requests go to the decode worker, which owns the KV blocks: it admits a request when its blocks
+are free, tells the prefill worker which block ids the KV must land in, and streams tokens back.
+The front end turns the workers' event stream into one :class:`RequestResult` per request and
+guarantees an end: a worker that dies, a KV transfer with no progress for ``timeout`` seconds
+(the decode worker's verdict), or no event at all for ``2 · timeout + 5`` seconds ends every
+unfinished request as ``"failed"`` with the reason; both processes are always stopped and reaped.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.multiprocessing as mp
+
+from ..engine import Decoder
+from ..models import ModelSpec
+from .workers import decode_main, prefill_main
+
+__all__ = ["RequestResult", "run"]
+
+
+@dataclass(frozen=True)
+class RequestResult:
+    """One request's outcome. Times in seconds, measured from the moment the front end submitted it.
+
+    ``status``: "finished" | "failed" | "rejected" (``reason`` says why for the last two).
+    ``ttft``: until the first token is on the decode worker (prefill + exposed KV transfer +
+    queueing); ``tpot``: mean seconds per later token; ``prefill_seconds``: the prefill
+    worker's compute time; ``transfer_seconds``: first KV byte leaving → last KV byte sent;
+    ``prefill_window``: (start, end) of the prefill compute;
+    ``exposed_transfer``: how long after the prefill ended the last KV byte was sent (0 when fully
+    hidden); ``kv_bytes``: bytes on the wire (layers padded to whole blocks, plus the
+    first-token message); ``kv_sent`` / ``kv_received``: per-layer digests of the prompt's KV on
+    each side (empty unless ``checksums``); ``token_times``: when each token was on the decode
+    worker; ``wire``: ``(start, end, bytes)`` of every KV message as the sender saw it.
+    """
+    index: int
+    status: str
+    tokens: tuple[int, ...] = ()
+    reason: str = ""
+    ttft: float | None = None
+    tpot: float | None = None
+    prefill_seconds: float | None = None
+    prefill_window: tuple[float, float] | None = None
+    transfer_seconds: float | None = None
+    exposed_transfer: float | None = None
+    kv_bytes: int = 0
+    kv_sent: tuple[str, ...] = ()
+    kv_received: tuple[str, ...] = ()
+    token_times: tuple[float, ...] = field(default=(), repr=False)
+    wire: tuple[tuple[float, float, int], ...] = field(default=(), repr=False)
+
+
+def _resolve(m_or_spec, dtype, seed):
+    if isinstance(m_or_spec, Decoder):
+        return m_or_spec.spec, {k: v.detach().cpu() for k, v in m_or_spec.state_dict().items()}, m_or_spec.dtype
+    from .. import engine
+    if isinstance(m_or_spec, (ModelSpec, str)):
+        m = engine.load(m_or_spec, dtype=dtype, seed=seed)
+        return m.spec, m.state_dict(), dtype
+    raise TypeError(f"m_or_spec must be an engine Decoder, a ModelSpec or a model name, "
+                    f"got {type(m_or_spec).__name__}")
+
+
+def run(m_or_spec, prompts, max_new_tokens: int, transport: str = "auto",
+        link_bandwidth: float | None = None, link_latency: float = 0.0, layerwise: bool = True,
+        timeout: float = 30.0, n_blocks: int | None = None, block_size: int = 16,
+        dtype: torch.dtype = torch.float64, seed: int = 0, checksums: bool = True,
+        threads: int = 1, faults: dict | None = None) -> list[RequestResult]:
+    """Serve ``prompts`` (lists of token ids) greedily on a prefill process and a decode process.
+
+    ``m_or_spec``: a :class:`pdlib.engine.Decoder` (its weights are shipped to both workers) or a
+    ModelSpec / name (weights drawn with ``seed`` in ``dtype``). ``transport``: "gloo" (CPU
+    processes; the only one tested) or "auto" (= "gloo" on CPU). ``link_bandwidth``: emulate a
+    link of that many bytes/s (and ``link_latency`` seconds per message) on the KV path.
+    ``layerwise``: send layer i as soon as it is computed (else all layers after the prefill).
+    ``timeout``: seconds without progress after which requests fail (a stalled KV transfer, a
+    silent worker). ``n_blocks``/``block_size``: the decode worker's KV cache (default: room for
+    every request at once). ``threads``: torch threads per worker. ``faults`` (tests):
+    ``{"kill_decode_after_tokens": n}`` SIGKILLs the decode worker after n tokens arrived,
+    ``{"stall_prefill_after_layers": n}`` makes the prefill worker stop sending after n layers.
+    Returns one :class:`RequestResult` per prompt, in order.
+    """
+    prompts = [list(map(int, p)) for p in prompts]
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+    if transport not in ("auto", "gloo", "nccl"):
+        raise ValueError(f"transport must be 'auto', 'gloo' or 'nccl', got {transport!r}")
+    faults = dict(faults or {})
+    unknown = set(faults) - {"kill_decode_after_tokens", "stall_prefill_after_layers"}
+    if unknown:
+        raise ValueError(f"unknown faults {sorted(unknown)}; allowed: kill_decode_after_tokens, "
+                         f"stall_prefill_after_layers")
+    backend = "gloo" if transport == "auto" else transport
+    devices = ("cuda:0", "cuda:1") if backend == "nccl" else ("cpu", "cpu")
+    if backend == "nccl" and torch.cuda.device_count() < 2:
+        raise ValueError("transport='nccl' needs two GPUs (NCCL refuses two ranks on one GPU)")
+    spec, state, dtype = _resolve(m_or_spec, dtype, seed)
+    if n_blocks is None:
+        n_blocks = max(1, sum(-(-(len(p) + max_new_tokens) // block_size) for p in prompts))
+    cfg = {"spec": spec, "dtype": dtype, "backend": backend, "block_size": block_size, "n_blocks": n_blocks,
+               "layerwise": layerwise, "link_bandwidth": link_bandwidth, "link_latency": link_latency,
+               "timeout": timeout, "checksums": checksums, "threads": threads, "faults": faults,
+               "init_file": os.path.join(tempfile.mkdtemp(prefix="pdlib_disagg_"), "rendezvous")}
+    ctx = mp.get_context("spawn")
+    ctrl_q, work_q, events = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    procs = {
+        "prefill": ctx.Process(target=prefill_main, name="pdlib-prefill", daemon=True,
+                               args=({**cfg, "rank": 0, "device": devices[0]}, state, work_q, events)),
+        "decode": ctx.Process(target=decode_main, name="pdlib-decode", daemon=True,
+                              args=({**cfg, "rank": 1, "device": devices[1]}, state, ctrl_q, work_q, events)),
+    }
+    n = len(prompts)
+    st = [{"status": None, "reason": "", "tokens": [], "times": [], "sent": [], "recv": [], "wire": [], "prefill": None}
+          for _ in range(n)]
+    try:
+        for p in procs.values():
+            p.start()
+        problem = _wait_ready(procs, events, 60.0 + timeout)
+        t_submit = time.perf_counter()
+        if problem:
+            for s in st:
+                s["status"], s["reason"] = "failed", problem
+            return [_result(i, s, t_submit) for i, s in enumerate(st)]
+        for i, p in enumerate(prompts):
+            ctrl_q.put((i, p, max_new_tokens))
+        ctrl_q.put(None)
+        _collect(st, procs, events, max_new_tokens, timeout, faults)
+    finally:
+        _stop(procs, (ctrl_q, work_q, events))
+    return [_result(i, s, t_submit) for i, s in enumerate(st)]
+
+
+def _wait_ready(procs, events, limit: float) -> str:
+    """Wait until both workers have built their engines; "" or the reason they did not."""
+    ready, t0 = set(), time.perf_counter()
+    while len(ready) < 2:
+        try:
+            ready.add(events.get(timeout=0.1)[1])
+        except queue.Empty:
+            dead = [n for n, p in procs.items() if not p.is_alive()]
+            if dead:
+                return f"{' and '.join(dead)} worker exited during start-up (exit code {procs[dead[0]].exitcode})"
+            if time.perf_counter() - t0 > limit:
+                return f"workers not ready after {limit:.0f} s"
+    return ""
+
+
+def _collect(st, procs, events, max_new, timeout, faults):
+    """Apply worker events to the per-request state until every request has ended."""
+    open_ = lambda: [i for i, s in enumerate(st) if s["status"] is None]
+    tokens_seen, kill_after = 0, faults.get("kill_decode_after_tokens")
+    last_event = time.perf_counter()
+    while open_():
+        try:
+            ev = events.get(timeout=0.05)
+        except queue.Empty:
+            ev = None
+        now = time.perf_counter()
+        if ev is not None:
+            last_event = now
+            kind, i = ev[0], ev[1]
+            s = st[i]
+            if kind == "token":
+                s["tokens"].append(ev[2])
+                s["times"].append(ev[3])
+                tokens_seen += 1
+                if len(s["tokens"]) == max_new:
+                    s["status"] = "finished"
+                if kill_after is not None and tokens_seen >= kill_after:
+                    os.kill(procs["decode"].pid, signal.SIGKILL)
+                    kill_after = None
+            elif kind == "prefill":
+                s["prefill"] = (ev[2], ev[3])
+                s["sent"] = list(ev[5])
+            elif kind == "sent":
+                s["wire"].append((ev[2], ev[3], ev[4]))
+            elif kind == "landed":
+                s["recv"] = list(ev[3])
+            elif kind in ("failed", "rejected"):
+                s["status"], s["reason"] = kind, ev[2]
+            continue
+        dead = [name for name, p in procs.items() if not p.is_alive() and p.exitcode not in (0, None)]
+        if dead:
+            reason = "; ".join(f"{name} worker died (exit code {procs[name].exitcode})" for name in dead)
+        elif now - last_event > 2 * timeout + 5.0:     # after the workers' own timeouts, which say more
+            reason = f"no event from the workers for {now - last_event:.1f} s (timeout {timeout} s)"
+        else:
+            continue
+        for i in open_():
+            st[i]["status"], st[i]["reason"] = "failed", reason
+
+
+def _stop(procs, queues, grace: float = 3.0):
+    """Ask nicely (the workers end when their queues close), then terminate, then kill; reap all."""
+    deadline = time.perf_counter() + grace
+    for p in procs.values():
+        if p.pid is not None:
+            p.join(timeout=max(0.0, deadline - time.perf_counter()))
+    for p in procs.values():
+        if p.pid is not None and p.is_alive():
+            p.terminate()
+            p.join(timeout=1.0)
+        if p.pid is not None and p.is_alive():
+            p.kill()
+            p.join()
+    for q in queues:
+        q.cancel_join_thread()
+        q.close()
+
+
+def _result(i, s, t0) -> RequestResult:
+    times = [t - t0 for t in s["times"]]
+    ttft = times[0] if times else None
+    tpot = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None
+    pre = s["prefill"]
+    transfer = exposed = None
+    if s["wire"]:
+        start, end = min(w[0] for w in s["wire"]), max(w[1] for w in s["wire"])
+        transfer = end - start
+        if pre is not None:
+            exposed = max(0.0, end - pre[1])
+    status = s["status"] or "failed"
+    return RequestResult(index=i, status=status, tokens=tuple(s["tokens"]), reason=s["reason"],
+                         ttft=ttft, tpot=tpot,
+                         prefill_seconds=None if pre is None else pre[1] - pre[0],
+                         prefill_window=None if pre is None else (pre[0] - t0, pre[1] - t0),
+                         transfer_seconds=transfer, exposed_transfer=exposed,
+                         kv_bytes=sum(w[2] for w in s["wire"]), kv_sent=tuple(s["sent"]),
+                         kv_received=tuple(s["recv"]), token_times=tuple(times),
+                         wire=tuple((a - t0, b - t0, n) for a, b, n in s["wire"]))

@@ -1,0 +1,278 @@
+"""The two worker processes of a disaggregated run, each with its own engine.
+
+Prefill worker (rank 0): takes ``(request, prompt, block_ids)`` from the decode worker, runs the
+prompt through the model one layer at a time and hands each layer's keys and values, laid out in
+the decode side's blocks, to a sender thread as soon as that layer is computed (``layerwise``: one
+message per layer), or all layers stacked into one contiguous message after the last one (the
+whole-request baseline). A 3-integer message with the first token goes last.
+
+Decode worker (rank 1): admits requests in arrival order when the blocks for
+``prompt + max_new_tokens − 1`` tokens are free (never-fitting ones are rejected), allocates them,
+tells the prefill worker the block ids, posts receives for every layer, and between decode steps
+checks which transfers have landed; a landed request joins the continuous decode batch.
+
+Both build the same weights from the state dict the front end passes, and exit on their own
+if the front end process disappears. Events go to the front
+end's queue as tuples ``(kind, request, ...)`` with ``time.perf_counter()`` stamps (one clock for
+all processes on a Linux machine).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+import time
+
+import torch
+
+from ..engine import Decoder, Runner
+from ..engine.layers import apply_rope, causal_attention
+from .transport import DistTransport, EmulatedLink, init_group
+
+__all__ = ["decode_main", "digest", "kv_message_bytes", "prefill_layers", "prefill_main"]
+
+PREFILL, DECODE = 0, 1
+
+
+def digest(t: torch.Tensor) -> str:
+    """Short BLAKE2 hash of a tensor's bytes (equal digests ⇔ equal bits, for our purposes)."""
+    return hashlib.blake2b(t.contiguous().view(torch.uint8).numpy().tobytes(), digest_size=8).hexdigest()
+
+
+def kv_message_bytes(spec, prompt_tokens: int, block_size: int = 16, element_bytes: int = 4) -> int:
+    """Bytes the prefill worker sends for one request: per layer one message of keys and values
+    padded to whole decode-side blocks, ``2 · ceil(P / block_size) · block_size · K · D · b``,
+    plus the 3 int64 (24 bytes) of the closing (request, prompt length, first token) message."""
+    if prompt_tokens < 1 or block_size < 1 or element_bytes < 1:
+        raise ValueError(f"prompt_tokens, block_size and element_bytes must be >= 1, got "
+                         f"{prompt_tokens!r}, {block_size!r}, {element_bytes!r}")
+    padded = -(-prompt_tokens // block_size) * block_size
+    return spec.n_layers * 2 * padded * spec.n_kv_heads * spec.head_dim * element_bytes + 3 * 8
+
+
+def _model(spec, state, dtype, device) -> Decoder:
+    if str(device).startswith("cuda"):
+        torch.cuda.set_device(device)                 # NCCL picks the current device
+    m = Decoder(spec)
+    m.load_state_dict(state)
+    return m.to(device=device, dtype=dtype).eval()
+
+
+@torch.inference_mode()
+def prefill_layers(model: Decoder, prompt: list[int]):
+    """Yield ``(layer, k, v)`` ([P, K, D] each, after RoPE) as each layer is computed, then
+    ``(None, logits, None)`` with the logits [vocab] of the last prompt position.
+
+    The same arithmetic as :meth:`Decoder.forward`, cut at layer boundaries so the caller can ship
+    a layer's KV while the next layer computes."""
+    ids = torch.as_tensor(prompt, dtype=torch.long, device=model.device)
+    cos, sin = model.rope(torch.arange(ids.shape[0], device=model.device))
+    x = model.model.embed_tokens(ids)
+    for li, layer in enumerate(model.model.layers):
+        q, k, v = layer.self_attn.qkv(layer.input_layernorm(x))
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        yield li, k, v
+        x = x + layer.self_attn.o_proj(causal_attention(q, k, v))
+        x = x + layer.mlp(layer.post_attention_layernorm(x))
+    yield None, model.lm_head(model.model.norm(x[-1])), None
+
+
+def _link(cfg):
+    t = DistTransport(DECODE if cfg["rank"] == PREFILL else PREFILL)
+    if cfg["link_bandwidth"] is not None:
+        t = EmulatedLink(t, cfg["link_bandwidth"], cfg["link_latency"])
+    return t
+
+
+def prefill_main(cfg: dict, state: dict, work_q, events) -> None:
+    """Prefill worker loop (rank 0). ``work_q`` items: ``(rid, prompt, block_ids)`` or None (stop)."""
+    torch.set_num_threads(cfg["threads"])
+    init_group(cfg["backend"], cfg["init_file"], PREFILL, timeout=cfg["timeout"])
+    model = _model(cfg["spec"], state, cfg["dtype"], cfg["device"])
+    link = _link(cfg)
+    events.put(("ready", "prefill"))
+    stall_after = cfg["faults"].get("stall_prefill_after_layers")
+    bs = cfg["block_size"]
+    outbox: queue.Queue = queue.Queue()
+
+    def sender():
+        # sends in order; reports (rid, start, end, bytes) of every message
+        while True:
+            item = outbox.get()
+            if item is None:
+                return
+            rid, tensors = item
+            for t in tensors:
+                t0 = time.perf_counter()
+                link.send(t)
+                events.put(("sent", rid, t0, time.perf_counter(), t.numel() * t.element_size()))
+
+    thread = threading.Thread(target=sender, daemon=True)
+    thread.start()
+    sent_layers, stalled = 0, False
+    parent = os.getppid()
+    while True:
+        try:
+            job = work_q.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:            # the front end is gone: nobody to serve
+                os._exit(1)
+            continue
+        if job is None:
+            break
+        rid, prompt, blocks = job
+        P, nb = len(prompt), len(blocks)
+        t0 = time.perf_counter()
+        held, digests = [], []
+        for li, k, v in prefill_layers(model, prompt):
+            if li is None:
+                logits = k
+                break
+            # one message per layer: [2, blocks·block_size, K, D], padded to whole blocks
+            buf = torch.zeros((2, nb * bs) + tuple(k.shape[1:]), dtype=k.dtype, device=k.device)
+            buf[0, :P], buf[1, :P] = k, v
+            if cfg["checksums"]:
+                digests.append(digest(buf[:, :P].cpu()))
+            stalled = stalled or (stall_after is not None and sent_layers >= stall_after)
+            if stalled:
+                continue                          # test hook: from here on nothing is sent
+            sent_layers += 1
+            if cfg["layerwise"]:
+                outbox.put((rid, [buf]))
+            else:
+                held.append(buf)
+        first = int(logits.argmax())
+        t1 = time.perf_counter()
+        meta = torch.tensor([rid, P, first], dtype=torch.long, device=model.device)
+        if not stalled:
+            # whole-request baseline: all layers as one contiguous message
+            outbox.put((rid, ([torch.stack(held)] if held else []) + [meta]))
+        events.put(("prefill", rid, t0, t1, first, digests))
+    outbox.put(None)
+    thread.join()
+    torch.distributed.destroy_process_group()
+
+
+def decode_main(cfg: dict, state: dict, ctrl_q, work_q, events) -> None:
+    """Decode worker loop (rank 1). ``ctrl_q`` items from the front end: ``(rid, prompt,
+    max_new_tokens)`` or None (no more requests)."""
+    torch.set_num_threads(cfg["threads"])
+    init_group(cfg["backend"], cfg["init_file"], DECODE, timeout=cfg["timeout"])
+    model = _model(cfg["spec"], state, cfg["dtype"], cfg["device"])
+    spec, bs = model.spec, cfg["block_size"]
+    runner = Runner(model, n_blocks=cfg["n_blocks"], block_size=bs, record=False)
+    cache = runner.cache
+    link = _link(cfg)
+    events.put(("ready", "decode"))
+    waiting: list[tuple[int, list[int], int]] = []
+    inflight: list[dict] = []                    # transfers in arrival order
+    running: dict[int, dict] = {}
+    reserved, closed, broken = 0, False, None
+    kv_shape = (spec.n_kv_heads, spec.head_dim)
+    parent = os.getppid()
+    while True:
+        if os.getppid() != parent:                # the front end is gone: nobody to serve
+            os._exit(1)
+        try:                                      # new requests from the front end
+            while True:
+                msg = ctrl_q.get_nowait() if running else ctrl_q.get(timeout=0.001 if inflight else 0.01)
+                if msg is None:
+                    closed = True
+                    break
+                waiting.append(msg)
+        except queue.Empty:
+            pass
+        while waiting:                            # admit in order while whole lifetimes fit
+            rid, prompt, max_new = waiting[0]
+            need_tokens = len(prompt) + max_new - 1
+            try:
+                cache.check_fits(need_tokens, f"request {rid} ({len(prompt)} prompt + {max_new} new tokens)")
+            except ValueError as e:
+                events.put(("rejected", rid, f"does not fit on the decode worker: {e}"))
+                waiting.pop(0)
+                continue
+            if broken:
+                events.put(("failed", rid, broken))
+                waiting.pop(0)
+                continue
+            need = cache.blocks_for(need_tokens)
+            if reserved + need > cache.n_blocks:
+                break                             # waits for blocks to free up
+            waiting.pop(0)
+            reserved += need
+            cache.reserve({rid: need_tokens})
+            blocks = list(cache.tables[rid])
+            nb = -(-len(prompt) // bs)
+            # staging for the layers (one message each, or one for all in whole-request mode),
+            # zero-filled now so the receive does not page-fault
+            staging = torch.zeros((spec.n_layers, 2, nb * bs) + kv_shape, dtype=model.dtype,
+                                  device=model.device)
+            bufs = list(staging.unbind(0))
+            meta = torch.zeros(3, dtype=torch.long, device=model.device)
+            pend = ([link.recv(b) for b in bufs] if cfg["layerwise"] else [link.recv(staging)]) + \
+                [link.recv(meta)]
+            inflight.append({"rid": rid, "P": len(prompt), "max_new": max_new, "need": need, "bufs": bufs,
+                                 "meta": meta, "pend": pend, "blocks": blocks[:nb], "got": -1})
+            work_q.put((rid, prompt, blocks[:nb]))
+        while inflight:                           # land finished transfers, in order
+            tr = inflight[0]
+            got = sum(p.done() for p in tr["pend"])
+            if got > tr["got"]:                   # progress: the stall clock restarts
+                tr["got"], tr["deadline"] = got, time.perf_counter() + cfg["timeout"]
+            if got == len(tr["pend"]):
+                inflight.pop(0)
+                rid, P = tr["rid"], tr["P"]
+                if int(tr["meta"][0]) != rid or int(tr["meta"][1]) != P:
+                    raise RuntimeError(f"transfer order broken: expected request {rid}, got {tr['meta'].tolist()}")
+                digests = []
+                kview = cache.k.view(spec.n_layers, cache.n_blocks, bs, *cache.k.shape[2:])
+                vview = cache.v.view(spec.n_layers, cache.n_blocks, bs, *cache.v.shape[2:])
+                idx = torch.tensor(tr["blocks"], dtype=torch.long, device=model.device)
+                for li, buf in enumerate(tr["bufs"]):
+                    if cfg["checksums"]:
+                        digests.append(digest(buf[:, :P].cpu()))
+                    kview[li, idx] = buf[0].view(len(tr["blocks"]), bs, *buf.shape[2:])
+                    vview[li, idx] = buf[1].view(len(tr["blocks"]), bs, *buf.shape[2:])
+                cache.advance(rid, P)
+                first = int(tr["meta"][2])
+                now = time.perf_counter()
+                events.put(("landed", rid, now, digests))
+                events.put(("token", rid, first, now))
+                running[rid] = {"last": first, "left": tr["max_new"] - 1, "need": tr["need"]}
+            elif time.perf_counter() > tr["deadline"] or any(p.error for p in tr["pend"]):
+                err = next((p.error for p in tr["pend"] if p.error), None)
+                broken = (f"KV transfer of request {tr['rid']} broke: {err!r}" if err else
+                          (f"KV transfer of request {tr['rid']} stalled: {got} of {len(tr['pend'])} "
+                           f"messages ({spec.n_layers} layers"
+                           f"{'' if cfg['layerwise'] else ' in one'} + first token) arrived and "
+                           f"nothing more came for {cfg['timeout']:.1f} s"))
+                for t in inflight:
+                    events.put(("failed", t["rid"], broken if t is tr else
+                                f"KV channel broken by an earlier stall ({broken})"))
+                    reserved -= t["need"]
+                    runner.free(t["rid"])
+                inflight.clear()
+                break
+            else:
+                break
+        for rid in [r for r, s in running.items() if s["left"] == 0]:
+            reserved -= running.pop(rid)["need"]
+            runner.free(rid)
+        if running:                               # one continuous-batching decode step
+            ids = list(running)
+            toks = runner.step([(r, [running[r]["last"]]) for r in ids]).argmax(-1).tolist()
+            now = time.perf_counter()
+            for r, t in zip(ids, toks):
+                running[r]["last"] = t
+                running[r]["left"] -= 1
+                events.put(("token", r, t, now))
+        elif closed and not waiting and not inflight:
+            break
+    work_q.put(None)
+    if broken is None:
+        torch.distributed.destroy_process_group()
+    else:                                         # receives still posted: leave without waiting
+        events.close()
+        events.join_thread()
+        os._exit(0)
