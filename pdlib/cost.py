@@ -29,7 +29,8 @@ from . import models as mdl
 from .hardware import GPU, Link
 from .models import ModelSpec
 
-__all__ = ["CostModel", "StepCost", "kv_transfer_time", "kv_emission_rate", "allreduce_time"]
+__all__ = ["CostModel", "StepCost", "fitting_cost_model", "kv_transfer_time", "kv_emission_rate",
+           "allreduce_time"]
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,30 @@ class CostModel:
     def __repr__(self) -> str:
         return (f"CostModel({self.model.name} on {self.tp}×{self.gpu.name}, {self.dtype}, "
                 f"η_F={self.flops_efficiency}, η_W={self.bw_efficiency}, overhead={self.overhead * 1e3:g} ms)")
+
+
+def fitting_cost_model(model, gpu, tp: int = 1, max_tp: int = 8, **knobs) -> tuple[CostModel, str]:
+    """A :class:`~pdlib.cost.CostModel` for ``model`` on ``gpu`` at tensor-parallel degree ``tp``;
+    when the weights do not fit, tp is raised through the powers of two that divide the model's
+    heads, up to ``max_tp`` (8: one node). ``knobs`` go to CostModel (efficiencies, dtype, ...).
+
+    Returns ``(cost_model, note)``: ``note`` is "" when ``tp`` worked, otherwise a sentence saying
+    why tp was raised. Raises ValueError (with the cost model's reason) when no degree fits.
+    """
+    spec = mdl.get(model)
+    degrees = [tp] + [d for d in (2 ** k for k in range(11))
+                      if tp < d <= max_tp and spec.n_heads % d == 0]
+    first_error = None
+    for d in degrees:
+        try:
+            cm = CostModel(spec, gpu, tp=d, **knobs)
+        except ValueError as e:
+            first_error = first_error or e
+            continue
+        note = "" if d == tp else f"{first_error}. Using tp={d} instead."
+        return cm, note
+    raise ValueError(f"{first_error}. No tensor-parallel degree up to {degrees[-1]} fits either "
+                     f"(one node holds 8 GPUs): use a smaller dtype (fp8) or a bigger GPU.")
 
 
 def _scalar(x):

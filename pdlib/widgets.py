@@ -15,33 +15,9 @@ import numpy as np
 
 from . import hardware as hw
 from . import models as mdl
-from .cost import CostModel
+from .cost import fitting_cost_model
 
 __all__ = ["fitting_cost_model", "explore", "step_explorer"]
-
-
-def fitting_cost_model(model, gpu, tp: int = 1, max_tp: int = 8, **knobs) -> tuple[CostModel, str]:
-    """A :class:`~pdlib.cost.CostModel` for ``model`` on ``gpu`` at tensor-parallel degree ``tp``;
-    when the weights do not fit, tp is raised through the powers of two that divide the model's
-    heads, up to ``max_tp`` (8: one node). ``knobs`` go to CostModel (efficiencies, dtype, ...).
-
-    Returns ``(cost_model, note)``: ``note`` is "" when ``tp`` worked, otherwise a sentence saying
-    why tp was raised. Raises ValueError (with the cost model's reason) when no degree fits.
-    """
-    spec = mdl.get(model)
-    degrees = [tp] + [d for d in (2 ** k for k in range(11))
-                      if tp < d <= max_tp and spec.n_heads % d == 0]
-    first_error = None
-    for d in degrees:
-        try:
-            cm = CostModel(spec, gpu, tp=d, **knobs)
-        except ValueError as e:
-            first_error = first_error or e
-            continue
-        note = "" if d == tp else f"{first_error}. Using tp={d} instead."
-        return cm, note
-    raise ValueError(f"{first_error}. No tensor-parallel degree up to {degrees[-1]} fits either "
-                     f"(one node holds 8 GPUs): use a smaller dtype (fp8) or a bigger GPU.")
 
 
 def explore(model: str = "Llama-3.1-8B", gpu: str = "H100-SXM", batch: int = 64,
