@@ -63,6 +63,15 @@ class Request:
     prefix_blocks: tuple[int, ...] = ()
 
 
+def _check_sorted(a: np.ndarray, label: str) -> None:
+    """ValueError naming the first entry of ``a`` smaller than the one before it."""
+    bad = np.flatnonzero(np.diff(a) < 0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise ValueError(f"{label} must be sorted (non-decreasing); {label}[{i}] = {a[i]!r} < "
+                         f"{label}[{i - 1}] = {a[i - 1]!r}")
+
+
 def _tokens(values, label: str) -> np.ndarray:
     """``values`` as an int64 array, or ValueError naming the first entry that is not a whole number."""
     a = np.asarray(values)
@@ -106,11 +115,7 @@ class Workload:
         if bad.size:
             i = int(bad[0])
             raise ValueError(f"arrival times must be finite and >= 0 s; arrival[{i}] = {arrival[i]!r}")
-        bad = np.flatnonzero(np.diff(arrival) < 0)
-        if bad.size:
-            i = int(bad[0]) + 1
-            raise ValueError(f"arrival must be sorted (non-decreasing); arrival[{i}] = {arrival[i]!r} "
-                             f"< arrival[{i - 1}] = {arrival[i - 1]!r}")
+        _check_sorted(arrival, "arrival")
         for label, a in (("prompt", prompt), ("output", output)):
             bad = np.flatnonzero(a < 1)
             if bad.size:
@@ -297,11 +302,7 @@ def trace_arrivals(timestamps) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(t))
     if bad.size:
         raise ValueError(f"timestamps must be finite; timestamps[{bad[0]}] = {t[bad[0]]!r}")
-    bad = np.flatnonzero(np.diff(t) < 0)
-    if bad.size:
-        i = int(bad[0]) + 1
-        raise ValueError(f"timestamps must be sorted; timestamps[{i}] = {t[i]!r} < "
-                         f"timestamps[{i - 1}] = {t[i - 1]!r}")
+    _check_sorted(t, "timestamps")
     return t - t[0] if t.size else t
 
 
