@@ -44,7 +44,8 @@ __all__ = ["Request", "Workload", "merge",
            "LengthDist", "Fixed", "Uniform", "LogNormal", "Empirical",
            "fixed", "uniform", "lognormal", "empirical", "poisson", "gamma",
            "LengthStats", "TraceInfo", "TRACE_LEVELS", "named", "named_workloads", "trace_info",
-           "load_azure_csv", "load_mooncake_jsonl", "load_lengths_csv"]
+           "load_azure_csv", "load_mooncake_jsonl", "load_lengths_csv",
+           "MOONCAKE_BLOCK_TOKENS", "prefix_hits", "with_prefix_cache", "with_cached_fraction"]
 
 #: z such that P(N(0,1) <= z) = 0.9 (the standard normal's 90th percentile), used by :func:`lognormal`.
 Z90 = 1.2815515655446004
@@ -55,12 +56,15 @@ Z90 = 1.2815515655446004
 class Request:
     """One request: arrives at ``arrival`` seconds with ``prompt`` tokens and generates ``output``
     tokens. ``prefix_blocks``: ids of its prompt's KV blocks for prefix caching (Mooncake traces:
-    one id per 512-token block; two requests sharing an id share that block's KV)."""
+    one id per 512-token block; two requests sharing an id share that block's KV). ``cached``:
+    tokens at the start of the prompt whose KV is already cached (a prefix-cache hit), so its
+    prefill computes only ``prompt - cached`` tokens (0 <= cached <= prompt - 1)."""
     id: int
     arrival: float
     prompt: int
     output: int
     prefix_blocks: tuple[int, ...] = ()
+    cached: int = 0
 
 
 def _check_sorted(a: np.ndarray, label: str) -> None:
@@ -90,7 +94,12 @@ class Workload:
     """Requests column-wise, sorted by arrival: request ``i`` arrives at ``arrival[i]`` seconds
     (float64, non-decreasing, >= 0) with ``prompt[i]`` tokens and asks for ``output[i]`` tokens
     (int64, >= 1). Its id is its row ``i``. ``prefix_blocks``, when given, holds one tuple of
-    prefix-cache block ids per request.
+    prefix-cache block ids per request. ``cached[i]`` (int64 tokens, default all 0) is the length
+    of the prompt prefix whose KV is already in a prefix cache: the simulator prefills only
+    ``prompt[i] - cached[i]`` tokens, continuing from context ``cached[i]``. It must satisfy
+    ``0 <= cached[i] <= prompt[i] - 1`` (the last prompt token is always computed: it yields the
+    first output token). Set it with :meth:`with_cached`, :func:`with_prefix_cache` or
+    :func:`with_cached_fraction`.
 
     The arrays are copied and made read-only, so a Workload never changes; :meth:`scale_rate`,
     :meth:`head` and :func:`merge` return new ones. Invalid input raises ValueError naming the
@@ -101,6 +110,7 @@ class Workload:
     output: np.ndarray
     name: str = ""
     prefix_blocks: tuple[tuple[int, ...], ...] | None = None
+    cached: np.ndarray | None = None
 
     def __post_init__(self):
         arrival = np.array(self.arrival, dtype=np.float64)
@@ -127,8 +137,21 @@ class Workload:
             if len(blocks) != len(arrival):
                 raise ValueError(f"prefix_blocks must have one entry per request: got {len(blocks)} "
                                  f"for {len(arrival)} requests")
-        for a in (arrival, prompt, output):
+        if self.cached is None:
+            cached = np.zeros(len(arrival), dtype=np.int64)
+        else:
+            cached = _tokens(self.cached, "cached")
+            if cached.ndim != 1 or len(cached) != len(arrival):
+                raise ValueError(f"cached must be a 1-D array with one entry per request: got shape "
+                                 f"{cached.shape} for {len(arrival)} requests")
+            bad = np.flatnonzero((cached < 0) | (cached > prompt - 1))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"cached tokens must satisfy 0 <= cached <= prompt - 1; cached[{i}] = "
+                                 f"{int(cached[i])} with prompt[{i}] = {int(prompt[i])}")
+        for a in (arrival, prompt, output, cached):
             a.setflags(write=False)
+        object.__setattr__(self, "cached", cached)
         object.__setattr__(self, "arrival", arrival)
         object.__setattr__(self, "prompt", prompt)
         object.__setattr__(self, "output", output)
@@ -141,7 +164,8 @@ class Workload:
         blocks = tuple(r.prefix_blocks for r in reqs) if any(r.prefix_blocks for r in reqs) else None
         return cls(np.array([r.arrival for r in reqs], dtype=np.float64),
                    np.array([r.prompt for r in reqs], dtype=np.int64),
-                   np.array([r.output for r in reqs], dtype=np.int64), name=name, prefix_blocks=blocks)
+                   np.array([r.output for r in reqs], dtype=np.int64), name=name, prefix_blocks=blocks,
+                   cached=np.array([r.cached for r in reqs], dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.arrival)
@@ -156,7 +180,8 @@ class Workload:
             raise IndexError(f"request index {i} out of range for a workload of {n} requests")
         i %= n
         return Request(i, float(self.arrival[i]), int(self.prompt[i]), int(self.output[i]),
-                       self.prefix_blocks[i] if self.prefix_blocks is not None else ())
+                       self.prefix_blocks[i] if self.prefix_blocks is not None else (),
+                       int(self.cached[i]))
 
     def __iter__(self) -> Iterator[Request]:
         return (self[i] for i in range(len(self)))
@@ -172,7 +197,8 @@ class Workload:
         blocks = None
         if self.prefix_blocks is not None:
             blocks = tuple(self.prefix_blocks[int(j)] for j in np.arange(len(self))[index])
-        return Workload(self.arrival[index], self.prompt[index], self.output[index], self.name, blocks)
+        return Workload(self.arrival[index], self.prompt[index], self.output[index], self.name, blocks,
+                        self.cached[index])
 
     def requests(self) -> list[Request]:
         """Every request as a :class:`Request` (slow for big workloads; the simulator reads arrays)."""
@@ -186,12 +212,20 @@ class Workload:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per request: ``id``, ``arrival`` (s), ``prompt``, ``output`` (tokens), plus
-        ``prefix_blocks`` when the workload has them."""
+        ``prefix_blocks`` when the workload has them and ``cached`` (tokens) when any is > 0."""
         df = pd.DataFrame({"id": np.arange(len(self)), "arrival": self.arrival,
                            "prompt": self.prompt, "output": self.output})
         if self.prefix_blocks is not None:
             df["prefix_blocks"] = list(self.prefix_blocks)
+        if self.cached.any():
+            df["cached"] = self.cached
         return df
+
+    def with_cached(self, cached) -> Workload:
+        """The same requests with ``cached`` prefix-cache hit tokens: one int for every request, or
+        one entry per request (``0 <= cached <= prompt - 1``, checked)."""
+        c = np.full(len(self), cached) if np.ndim(cached) == 0 else cached
+        return Workload(self.arrival, self.prompt, self.output, self.name, self.prefix_blocks, c)
 
     @property
     def duration(self) -> float:
@@ -223,7 +257,8 @@ class Workload:
         (so the rate is multiplied by it). Used to sweep load in a goodput search."""
         if not (math.isfinite(factor) and factor > 0):
             raise ValueError(f"scale_rate needs a finite factor > 0, got {factor!r}")
-        return Workload(self.arrival / factor, self.prompt, self.output, self.name, self.prefix_blocks)
+        return Workload(self.arrival / factor, self.prompt, self.output, self.name, self.prefix_blocks,
+                        self.cached)
 
     def with_rate(self, rate: float) -> Workload:
         """The same requests with arrival times rescaled so that :attr:`rate` equals ``rate`` (req/s)."""
@@ -238,8 +273,8 @@ class Workload:
 def merge(*workloads: Workload, name: str | None = None) -> Workload:
     """All requests of ``workloads`` in one Workload, sorted by arrival (stable: ties keep argument
     order) and renumbered 0..n−1. Prefix-block ids are kept as they are (ids of different traces may
-    coincide and then share cache blocks); requests without them get ``()``. ``name`` defaults to
-    the names joined by ``+``."""
+    coincide and then share cache blocks); requests without them get ``()``. ``cached`` tokens are
+    carried over. ``name`` defaults to the names joined by ``+``."""
     if not workloads:
         raise ValueError("merge needs at least one workload")
     arrival = np.concatenate([w.arrival for w in workloads])
@@ -250,7 +285,8 @@ def merge(*workloads: Workload, name: str | None = None) -> Workload:
         blocks = tuple(flat[int(j)] for j in order)
     return Workload(arrival[order], np.concatenate([w.prompt for w in workloads])[order],
                     np.concatenate([w.output for w in workloads])[order],
-                    name if name is not None else "+".join(w.name for w in workloads), blocks)
+                    name if name is not None else "+".join(w.name for w in workloads), blocks,
+                    np.concatenate([w.cached for w in workloads])[order])
 
 
 # ---------------------------------------------------------------- arrival processes
@@ -728,3 +764,94 @@ def load_lengths_csv(path: str | Path, rate: float, seed: int = 0, name: str | N
     if not len(df):
         raise ValueError(f"{path}: no rows")
     return Workload(poisson_arrivals(rate, len(df), seed), p, o, name or Path(path).stem)
+
+
+# ---------------------------------------------------------------- prefix caching
+#: Tokens per prefix-cache block id in the Mooncake traces: "hash_ids" holds one id per 512-token
+#: block of the prompt (kvcache-ai/Mooncake FAST25-release/traces README; the traces' row lengths
+#: confirm it: len(hash_ids) = ceil(input_length / 512) on every row).
+MOONCAKE_BLOCK_TOKENS = 512
+
+
+def prefix_hits(prefix_blocks: Sequence[Sequence[int]], block_tokens: int = MOONCAKE_BLOCK_TOKENS,
+                cache_blocks: int | None = None, prompt=None) -> np.ndarray:
+    """Prefix-cache hit tokens of each request (int64 array, in the given order = arrival order),
+    replaying a shared KV store that keeps the blocks it has seen (Mooncake's global KV pool).
+
+    Request i's hit is the longest run of its *leading* block ids already in the store when it
+    arrives, times ``block_tokens``; capped at ``prompt[i] − 1`` when ``prompt`` is given (the last
+    prompt token is always computed, and the last block may be partial). After the lookup, all of
+    request i's blocks are stored (hits refreshed).
+
+    ``cache_blocks``: store capacity in blocks (None: unbounded; 0: nothing is kept). When full,
+    the least recently used block is evicted. The blocks of one request count as used at the same
+    moment, and among them the one deepest in the prompt is evicted first (vLLM's tie-break), so a
+    stored prefix loses its tail before its head: a request's blocks are touched from last to first.
+
+    Example, ``cache_blocks=2``: ``[(1, 2), (1, 3), (2,)]`` hits ``[0, 1, 0]`` blocks: request 1
+    finds block 1; afterwards the store holds 1 (newest) and 3, so block 2 was evicted.
+    """
+    if isinstance(block_tokens, bool) or not isinstance(block_tokens, (int, np.integer)) or block_tokens < 1:
+        raise ValueError(f"block_tokens must be a positive integer (tokens per block), got {block_tokens!r}")
+    if cache_blocks is not None and (isinstance(cache_blocks, bool) or
+                                     not isinstance(cache_blocks, (int, np.integer)) or cache_blocks < 0):
+        raise ValueError(f"cache_blocks must be None (unbounded) or an integer >= 0 blocks, got {cache_blocks!r}")
+    n = len(prefix_blocks)
+    if prompt is not None:
+        prompt = _tokens(prompt, "prompt")
+        if prompt.shape != (n,):
+            raise ValueError(f"prompt must have one entry per request: got shape {prompt.shape} for {n} requests")
+    hits = np.zeros(n, dtype=np.int64)
+    if cache_blocks is None:
+        store: set = set()
+        for i, blocks in enumerate(prefix_blocks):
+            k = 0
+            for b in blocks:
+                if b not in store:
+                    break
+                k += 1
+            hits[i] = k
+            store.update(blocks)
+    else:
+        from collections import OrderedDict
+        lru: OrderedDict = OrderedDict()
+        for i, blocks in enumerate(prefix_blocks):
+            k = 0
+            for b in blocks:
+                if b not in lru:
+                    break
+                k += 1
+            hits[i] = k
+            if cache_blocks == 0:
+                continue
+            for b in reversed(tuple(blocks)):             # the leading block ends most recent
+                lru[b] = None
+                lru.move_to_end(b)
+            while len(lru) > cache_blocks:
+                lru.popitem(last=False)
+    hits *= int(block_tokens)
+    if prompt is not None:
+        np.minimum(hits, prompt - 1, out=hits)
+    return hits
+
+
+def with_prefix_cache(w: Workload, block_tokens: int = MOONCAKE_BLOCK_TOKENS,
+                      cache_blocks: int | None = None) -> Workload:
+    """``w`` with ``cached`` set by :func:`prefix_hits` over its ``prefix_blocks`` (replayed in
+    arrival order, capped at prompt − 1). The token hit rate is ``cached.sum() / prompt.sum()``.
+    A workload without block ids raises ValueError (use :func:`with_cached_fraction`)."""
+    if w.prefix_blocks is None:
+        raise ValueError(f"workload {w.name!r} has no prefix_blocks (block ids, e.g. a Mooncake trace's "
+                         f"hash_ids); use with_cached_fraction(w, fraction) for a synthetic hit rate")
+    return w.with_cached(prefix_hits(w.prefix_blocks, block_tokens, cache_blocks, w.prompt))
+
+
+def with_cached_fraction(w: Workload, fraction: float) -> Workload:
+    """``w`` with a synthetic prefix-cache hit on every request: ``cached = min(floor(fraction ·
+    prompt), prompt − 1)`` tokens, ``0 <= fraction <= 1`` (e.g. a shared system prompt)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(fraction) and 0 <= fraction <= 1):
+        raise ValueError(f"fraction must be a number in [0, 1] (share of each prompt already cached), "
+                         f"got {fraction!r}")
+    cached = np.minimum(np.floor(fraction * w.prompt).astype(np.int64), w.prompt - 1)
+    return w.with_cached(cached)

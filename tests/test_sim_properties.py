@@ -1,4 +1,5 @@
-"""Property tests of the simulator's invariants on random small workloads (hypothesis)."""
+"""Property tests of the simulator's invariants on random small workloads (hypothesis), with
+prefix-cache hits (``cached``) and conditional disaggregation (``local_prefill``) drawn too."""
 import dataclasses
 from types import SimpleNamespace
 
@@ -18,7 +19,10 @@ def scenarios(draw):
     gaps = draw(st.lists(st.floats(0, 0.3), min_size=n, max_size=n))
     prompt = draw(st.lists(st.integers(1, 600), min_size=n, max_size=n))
     output = draw(st.lists(st.integers(1, 80), min_size=n, max_size=n))
-    w = SimpleNamespace(arrival=np.cumsum(gaps), prompt=np.array(prompt), output=np.array(output))
+    hit = draw(st.sampled_from([0.0, 0.0, 0.5, 1.0]))            # share of each prompt cached
+    cached = np.minimum(np.floor(hit * np.array(prompt)), np.array(prompt) - 1).astype(np.int64)
+    w = SimpleNamespace(arrival=np.cumsum(gaps), prompt=np.array(prompt), output=np.array(output),
+                        cached=cached)
     kind = draw(st.sampled_from(["static", "continuous", "chunked", "disaggregated"]))
     bs = draw(st.sampled_from([1, 4, 16]))
     kv = draw(st.integers(64, 2048))
@@ -28,7 +32,9 @@ def scenarios(draw):
                               transfer=draw(st.sampled_from(["whole", "layerwise"])),
                               n_prefill=draw(st.integers(1, 2)), n_decode=draw(st.integers(1, 2)),
                               prefill_chunk=draw(st.sampled_from([None, 64])), max_batch=mb,
-                              block_size=bs, prefill_kv_tokens=kv, decode_kv_tokens=draw(st.integers(64, 2048)))
+                              block_size=bs, prefill_kv_tokens=kv, decode_kv_tokens=draw(st.integers(64, 2048)),
+                              local_prefill=draw(st.sampled_from([None, None, 0, 100, 10_000])),
+                              decode_chunk=draw(st.sampled_from([32, 512])))
     else:
         c = sim.colocated(model=MODEL, gpu=GPU, scheduler=kind, max_batch=mb, block_size=bs,
                           chunk_size=draw(st.integers(8, 512)), kv_tokens=kv,
@@ -62,16 +68,21 @@ def test_invariants(case):
         never = np.array([_blocks(p + o, bs) > cap for p, o in zip(w.prompt, w.output)])
     else:
         pcap, dcap = c.prefill_kv_tokens // bs, c.decode_kv_tokens // bs
-        never = np.array([_blocks(p, bs) > pcap or _blocks(p + o, bs) > dcap
-                          for p, o in zip(w.prompt, w.output)])
+        local = (w.prompt - w.cached <= c.local_prefill) if c.local_prefill else np.zeros(len(w.prompt), bool)
+        never = np.array([(not lo and _blocks(p, bs) > pcap) or _blocks(p + o, bs) > dcap
+                          for p, o, lo in zip(w.prompt, w.output, local)])
+        np.testing.assert_array_equal(df.prefill_site[~never], np.where(local, "decode", "prefill")[~never])
+        assert (df.transfer_time[local & ~never] == 0).all()
     np.testing.assert_array_equal(df.status == "rejected", never)
+    np.testing.assert_array_equal(df.cached, w.cached)
     # tokens conserved and strictly increasing in time; TTFT at least the own standalone prefill
     cm = _prefill_cost(c)
     for i in np.nonzero(~never)[0]:
         t = res.token_times(i)
         assert len(t) == w.output[i] and np.all(np.isfinite(t))
         assert np.all(np.diff(t) > 0)
-        assert df.ttft[i] >= cm.prefill(int(w.prompt[i])).time * (1 - 1e-9)
+        P, h = int(w.prompt[i]), int(w.cached[i])
+        assert df.ttft[i] >= cm.step([(P - h, h)]).time * (1 - 1e-9)
         assert df.queue_delay[i] >= 0
     # KV memory never above capacity
     tl = res.timeline

@@ -29,13 +29,18 @@ def simulate(cluster: Colocated | Disaggregated, workload, *, seed: int = 0,
     """Run ``workload`` (anything with sorted ``arrival`` seconds and ``prompt``/``output`` token
     arrays, e.g. :class:`pdlib.workload.Workload`) through ``cluster``.
 
+    A ``cached`` array on the workload (prefix-cache hit tokens per request, see
+    :class:`pdlib.workload.Workload`) shortens each prefill to ``prompt − cached`` tokens computed
+    from context ``cached``; without it nothing is cached.
+
     Every request ends finished or rejected with a reason (a request still in flight at
     ``max_time`` seconds is reported rejected, reason "unfinished ..."). Deterministic: the same
     inputs give the same result; ``seed`` only drives the "random" router.
     """
     if max_time is not None and not max_time > 0:
         raise ValueError(f"max_time must be > 0 seconds, got {max_time!r}")
-    reqs = RequestTable(workload.arrival, workload.prompt, workload.output)
+    reqs = RequestTable(workload.arrival, workload.prompt, workload.output,
+                        getattr(workload, "cached", None))
     run = cluster.build(reqs, seed)
     end = run.run(max_time)
     rows = [row for inst in run.instances for row in inst.timeline]

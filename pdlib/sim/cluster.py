@@ -31,6 +31,18 @@ Disaggregated (DistServe / Splitwise style):
 
 A decode instance that runs out of blocks preempts (recompute) like any vLLM engine: the victim
 re-prefills on the decode instance itself.
+
+Conditional disaggregation: NVIDIA Dynamo prefills a request on its decode engine when the
+prefill is short or mostly a prefix-cache hit (Dynamo 0.2 design notes, "Dynamo Disaggregation",
+https://docs.nvidia.com/dynamo/archive/0.2.0/architecture/disagg_serving.html). With ``local_prefill``
+= N tokens, a request whose prefill work — prompt minus its prefix-cache hit, ``P − cached`` — is
+at most N skips the prefill pool: it goes straight to the least-loaded decode instance, which
+prefills it there (no KV transfer: ``transfer_time`` = 0, token 1 at that prefill's end). Longer
+prefills take the path above. Decode instances then run the chunked (Sarathi-Serve) scheduler with
+a token budget of ``decode_chunk`` per step, so local prefills ride along with the decodes.
+``local_prefill=None`` (pure disaggregation) and ``local_prefill=0`` (no prefill is that short,
+since ``P − cached ≥ 1``) keep the decode instances on their decode-only continuous policy,
+exactly as without the option. Each request's ``prefill_site`` says where its first prefill ran.
 """
 from __future__ import annotations
 
@@ -102,6 +114,13 @@ class Disaggregated:
     decode_kv_tokens: int | None = None
     max_stretch: int = 1024              # decode steps per fast-path stretch (1: step by step)
     first_token: str = "decode"          # when the client gets token 1: KV landed, or prefill end
+    local_prefill: int | None = None     # prefill work (P − cached tokens) ≤ this: prefill on decode
+    decode_chunk: int = 512              # decode instances' chunked token budget when local_prefill ≥ 1
+
+    @property
+    def prefills_locally(self) -> bool:
+        """True when some request may be prefilled on a decode instance (``local_prefill`` ≥ 1)."""
+        return self.local_prefill is not None and self.local_prefill >= 1
 
     @property
     def n_gpus(self) -> int:
@@ -112,7 +131,9 @@ class Disaggregated:
                else Continuous(self.max_batch, self.prefill_budget))
         pre = [Instance(i, self.prefill_cost, pol, reqs, role="prefill", block_size=self.block_size,
                         kv_tokens=self.prefill_kv_tokens, max_stretch=self.max_stretch) for i in range(self.n_prefill)]
-        dec = [Instance(self.n_prefill + i, self.decode_cost, Continuous(self.max_batch), reqs,
+        dpol = (make_policy("chunked", self.max_batch, self.decode_chunk) if self.prefills_locally
+                else Continuous(self.max_batch))
+        dec = [Instance(self.n_prefill + i, self.decode_cost, dpol, reqs,
                         role="decode", block_size=self.block_size, kv_tokens=self.decode_kv_tokens,
                         max_stretch=self.max_stretch)
                for i in range(self.n_decode)]
@@ -148,7 +169,8 @@ def disaggregated(*, model, prefill_gpu, decode_gpu, link, n_prefill: int = 1, n
                   parallel_links: int = 1, prefill_chunk: int | None = None,
                   prefill_budget: int = 8192, max_batch: int = 256, block_size: int = 16,
                   prefill_kv_tokens: int | None = None, decode_kv_tokens: int | None = None,
-                  first_token: str = "decode", cost_kwargs: dict | None = None) -> Disaggregated:
+                  first_token: str = "decode", local_prefill: int | None = None,
+                  decode_chunk: int = 512, cost_kwargs: dict | None = None) -> Disaggregated:
     """A disaggregated cluster (see the module docstring for the request's path).
 
     ``link``: a :class:`~pdlib.hardware.Link` or catalog name ("IB-NDR-400G", "100GbE", ...);
@@ -157,6 +179,11 @@ def disaggregated(*, model, prefill_gpu, decode_gpu, link, n_prefill: int = 1, n
     prefill on the prefill instances (None: whole prompts, up to ``prefill_budget`` tokens per step).
     ``first_token``: "decode" (token 1 reaches the client when the KV has landed, so TTFT includes
     the transfer) or "prefill" (DistServe's convention: TTFT ends with the prefill).
+    ``local_prefill``: conditional disaggregation threshold in tokens (an int ≥ 0, or None for pure
+    disaggregation): a request whose prefill work ``prompt − cached`` is ≤ ``local_prefill`` is
+    prefilled on the least-loaded decode instance, with no KV transfer. ``decode_chunk``: the
+    token budget per step (decodes included) of the decode instances' chunked scheduler, used when
+    ``local_prefill`` ≥ 1.
     """
     ln = hw.link(link) if isinstance(link, str) else link
     if not getattr(ln, "bandwidth", 0) > 0:
@@ -170,10 +197,17 @@ def disaggregated(*, model, prefill_gpu, decode_gpu, link, n_prefill: int = 1, n
         _positive_int(name, v)
     if prefill_chunk is not None:
         _positive_int("prefill_chunk", prefill_chunk)
+    if local_prefill is not None and (isinstance(local_prefill, bool) or
+                                      not isinstance(local_prefill, (int, np.integer)) or local_prefill < 0):
+        raise ValueError(f"local_prefill must be None (pure disaggregation) or an integer >= 0 tokens "
+                         f"(prefill work at or below it runs on a decode instance), got {local_prefill!r}")
+    _positive_int("decode_chunk", decode_chunk)
     return Disaggregated(_cost(model, prefill_gpu, prefill_tp, cost_kwargs),
                          _cost(model, decode_gpu, decode_tp, cost_kwargs), ln, n_prefill, n_decode,
                          transfer, parallel_links, prefill_chunk, prefill_budget, max_batch, block_size,
-                         prefill_kv_tokens, decode_kv_tokens, first_token=first_token)
+                         prefill_kv_tokens, decode_kv_tokens, first_token=first_token,
+                         local_prefill=None if local_prefill is None else int(local_prefill),
+                         decode_chunk=int(decode_chunk))
 
 
 def _least_loaded(insts: list[Instance]) -> Instance:
@@ -201,6 +235,7 @@ class _ColocatedRun(Runtime):
         if not inst.fits_ever(need):
             return self.reject(r, f"needs KV for {need} tokens (prompt+output); instance "
                                   f"{inst.idx} holds {inst.pool.capacity_tokens}")
+        q.site[r] = "both"
         inst.waiting.append(r)
         self.wake(inst, now)
 
@@ -215,9 +250,12 @@ class _DisaggRun(Runtime):
         model = spec.prefill_cost.model
         self.kv_bytes = model.kv_bytes_per_token(spec.prefill_cost.kv_dtype)
         self.layers = model.n_layers
+        self.local = spec.local_prefill if spec.prefills_locally else None
 
     def on_arrival(self, r: int, now: float) -> None:
         q = self.reqs
+        if self.local is not None and q.prompt[r] - q.cached[r] <= self.local:
+            return self.prefill_on_decode(r, now)
         p = _least_loaded(self.pre)
         q.instance[r] = p.idx
         P, need = q.prompt[r], q.prompt[r] + q.output[r]
@@ -227,8 +265,24 @@ class _DisaggRun(Runtime):
         if not self.dec[0].fits_ever(need):
             return self.reject(r, f"needs KV for {need} tokens (prompt+output); decode instances "
                                   f"hold {self.dec[0].pool.capacity_tokens}")
+        q.site[r] = "prefill"
         p.waiting.append(r)
         self.wake(p, now)
+
+    def prefill_on_decode(self, r: int, now: float) -> None:
+        """Conditional disaggregation: a short prefill joins the least-loaded decode instance's
+        waiting queue and is prefilled there; nothing crosses the link."""
+        q = self.reqs
+        d = _least_loaded(self.dec)
+        q.instance[r] = d.idx
+        need = q.prompt[r] + q.output[r]
+        if not d.fits_ever(need):
+            return self.reject(r, f"needs KV for {need} tokens (prompt+output); decode instances "
+                                  f"hold {d.pool.capacity_tokens}")
+        q.site[r] = "decode"
+        q.transfer[r] = 0.0
+        d.waiting.append(r)
+        self.wake(d, now)
 
     def after_step(self, inst: Instance, finished: list[int], handed: list[int], now: float) -> None:
         if inst.role == "prefill":

@@ -98,12 +98,14 @@ class Instance:
         return self.pool.blocks_for(tokens) <= self.pool.free
 
     def admit(self, r: int, reserve_tokens: int, now: float) -> None:
-        """Move r from the front of ``waiting`` into ``running`` holding blocks for ``reserve_tokens``."""
+        """Move r from the front of ``waiting`` into ``running`` holding blocks for ``reserve_tokens``.
+        Its KV starts at its prefix-cache hit (``cached[r]`` tokens, not computed)."""
         assert self.waiting[0] == r
         self.waiting.popleft()
         b = self.pool.blocks_for(reserve_tokens)
         self.pool.alloc(b)
         self.reqs.blocks[r] = b
+        self.reqs.kv[r] = self.reqs.cached[r]
         self.running.append(r)
         if self.reqs.first_sched[r] != self.reqs.first_sched[r]:      # NaN: first time scheduled
             self.reqs.first_sched[r] = now

@@ -8,6 +8,13 @@ Token bookkeeping for request r with prompt P and output O:
   after preemption the tokens it had already produced); the step that completes that prefill
   emits one token. After it, ``kv = P + gen − 1``: the newest token's KV is written by the next
   decode step, which is the item ``(1, kv)`` and emits one more token.
+* ``cached[r]`` = h prompt tokens are a prefix-cache hit: when r is admitted for a prefill its
+  ``kv`` starts at h (their KV is read from the cache, not computed), so the prefill computes
+  ``target − h`` tokens and its first item is ``(target − h, h)``; blocks are still reserved for
+  all ``target`` tokens. A re-prefill after preemption skips the same h tokens again: the prefix
+  stays in the (shared) prefix cache, only the request's private copy was dropped.
+* ``site[r]``: role of the instance chosen for r's first prefill ("both" colocated, "prefill" or
+  "decode" disaggregated; "" when rejected on arrival).
 """
 from __future__ import annotations
 
@@ -19,7 +26,8 @@ PREFILL, DECODE = 0, 1
 class RequestTable:
     """Mutable state of every request of one run (index = request id = workload row)."""
 
-    def __init__(self, arrival: np.ndarray, prompt: np.ndarray, output: np.ndarray) -> None:
+    def __init__(self, arrival: np.ndarray, prompt: np.ndarray, output: np.ndarray,
+                 cached: np.ndarray | None = None) -> None:
         self.n = len(arrival)
         self.arrival = np.asarray(arrival, dtype=np.float64)
         self.prompt: list[int] = [int(x) for x in prompt]
@@ -28,11 +36,25 @@ class RequestTable:
             raise ValueError("every request needs prompt >= 1 and output >= 1 tokens")
         if self.n and np.any(np.diff(self.arrival) < 0):
             raise ValueError("workload arrivals must be sorted in time")
+        if cached is None:
+            self.cached: list[int] = [0] * self.n
+        else:
+            self.cached = [int(x) for x in cached]
+            if len(self.cached) != self.n:
+                raise ValueError(f"cached must have one entry per request: got {len(self.cached)} "
+                                 f"for {self.n} requests")
+            bad = [i for i, (h, p) in enumerate(zip(self.cached, self.prompt)) if not 0 <= h < p]
+            if bad:
+                i = bad[0]
+                raise ValueError(f"cached tokens must satisfy 0 <= cached <= prompt - 1; request {i} has "
+                                 f"cached={self.cached[i]}, prompt={self.prompt[i]}")
+        self.site = [""] * self.n                   # role of the instance of its first prefill
         self.gen = [0] * self.n
         self.kv = [0] * self.n
         self.blocks = [0] * self.n                  # blocks held on the serving instance
         self.phase = [PREFILL] * self.n
-        self.instance = [-1] * self.n               # instance it was routed to (disaggregated: its prefill instance)
+        self.instance = [-1] * self.n               # instance it was routed to (disaggregated: its prefill
+                                                    # instance, or its decode instance when prefilled there)
         self.first_sched = [np.nan] * self.n        # start of its first step
         self.preemptions = [0] * self.n
         self.transfer = [np.nan] * self.n           # disaggregated: KV landed − prefill end

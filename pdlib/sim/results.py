@@ -9,6 +9,14 @@ Definitions (seconds; for request r with output O tokens at times t_1 < … < t_
 
 Rejected requests have NaN metrics, ``status="rejected"`` and a non-empty ``reason``; SLO
 attainment counts them as misses.
+
+Where the prefill ran: ``cached`` = prefix-cache hit tokens (not computed); ``prefill_site`` = role
+of the instance chosen for the request's first prefill: "both" (colocated), "prefill" (the
+disaggregated prefill pool) or "decode" (conditional disaggregation prefilled it on its decode
+instance, ``transfer_time`` 0); "" for a request rejected on arrival. A re-prefill after
+preemption always runs on the instance serving the request and does not change it. ``instance``
+is the instance the request was routed to on arrival (disaggregated: its prefill instance, or its
+decode instance when prefilled there).
 """
 from __future__ import annotations
 
@@ -100,7 +108,9 @@ class Result:
         reason[unfinished] = f"unfinished when the simulation stopped at t={self.end_time:.6g} s"
         return pd.DataFrame({
             "id": np.arange(q.n), "arrival": q.arrival, "prompt": np.asarray(q.prompt, dtype=np.int64),
-            "output": out, "instance": np.asarray(q.instance, dtype=np.int64),
+            "output": out, "cached": np.asarray(q.cached, dtype=np.int64),
+            "instance": np.asarray(q.instance, dtype=np.int64),
+            "prefill_site": np.array(q.site, dtype=object),
             "queue_delay": np.asarray(q.first_sched) - q.arrival, "ttft": ttft, "tpot": tpot,
             "max_tbt": max_tbt, "p99_tbt": p99_tbt, "e2e": e2e,
             "transfer_time": np.asarray(q.transfer), "preemptions": np.asarray(q.preemptions, dtype=np.int64),
@@ -114,7 +124,13 @@ class Result:
     def summary(self) -> dict:
         """P50/P90/P99 of ttft, tpot, tbt (all gaps) and e2e over finished requests (seconds);
         throughput of finished requests (req/s, output tok/s over first arrival → last token);
-        counts of finished, rejected and preemptions."""
+        counts of finished, rejected and preemptions.
+
+        ``local_prefill_frac``: fraction of the requests routed on arrival (``prefill_site`` not
+        "") whose prefill ran on a decode instance — 0 for pure disaggregation, NaN for a
+        colocated cluster (no such choice) or when nothing was routed. ``prefix_hit_frac``:
+        prompt tokens served from the prefix cache over all prompt tokens, Σcached / Σprompt
+        (all requests)."""
         df = self.requests
         fin = df[df.status == "finished"]
         out: dict = {"requests": len(df), "finished": len(fin), "rejected": int((df.status == "rejected").sum()),
@@ -129,6 +145,13 @@ class Result:
         out["duration"] = span
         out["throughput_rps"] = len(fin) / span if len(fin) and span > 0 else float("nan")
         out["throughput_tok_s"] = float(fin.output.sum()) / span if len(fin) and span > 0 else float("nan")
+        site = df.prefill_site
+        routed = int((site != "").sum())
+        disagg = hasattr(self.cluster, "decode_cost")
+        out["local_prefill_frac"] = (float((site == "decode").sum()) / routed if disagg and routed
+                                     else float("nan"))
+        total = int(df.prompt.sum())
+        out["prefix_hit_frac"] = float(df.cached.sum()) / total if total else float("nan")
         return out
 
     def slo_attainment(self, ttft: float | None = None, tpot: float | None = None,

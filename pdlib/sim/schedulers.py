@@ -14,9 +14,13 @@ fast path), or ``None`` when there is nothing it can run now.
 * :class:`Chunked` — Sarathi-Serve's stall-free batching, decode first: every running decode
   (one token each) goes in, and the rest of the ``token_budget`` (the chunk size) is filled with
   prefill chunks, first of partly prefilled requests, then of newly admitted ones, FCFS.
+  On a disaggregated decode instance that may prefill (conditional disaggregation), requests
+  whose KV has landed join the batch first, and again whenever a preemption has made room.
 
 The first request of a prefill step is admitted even when its prompt alone exceeds the
-budget (otherwise it could never run).
+budget (otherwise it could never run). A request with a prefix-cache hit of h tokens
+(``RequestTable.cached``) is admitted with h tokens of KV already in place, so its prefill items
+and the token budget count only the ``target − h`` tokens computed.
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ class Static:
             if not inst.can_reserve(q.prompt[r] + q.output[r]):
                 break
             inst.admit(r, q.prompt[r] + q.output[r], now)
-            items.append((r, q.target(r)))
+            items.append((r, q.target(r) - q.cached[r]))
         return ("step", items) if items else None
 
 
@@ -59,11 +63,12 @@ class Continuous:
             while inst.waiting and len(inst.running) < self.max_batch:
                 r = inst.waiting[0]
                 t = q.target(r)
-                if (items and tokens + t > self.token_budget) or not inst.can_reserve(t):
+                n = t - q.cached[r]                       # tokens computed (prefix-cache hits skipped)
+                if (items and tokens + n > self.token_budget) or not inst.can_reserve(t):
                     break
                 inst.admit(r, t, now)
-                items.append((r, t))
-                tokens += t
+                items.append((r, n))
+                tokens += n
             if items:
                 return "step", items
             if not inst.running:
@@ -84,6 +89,10 @@ class Chunked:
         q = inst.reqs
         inst.join_ready(self.max_batch)
         decoders = inst.grow([r for r in inst.running if q.phase[r] == DECODE])
+        while inst.ready and len(inst.running) < self.max_batch:
+            # preemption made room: requests whose KV has landed (disaggregated decode) join now
+            inst.join_ready(self.max_batch)
+            decoders = inst.grow([r for r in inst.running if q.phase[r] == DECODE])
         budget = self.token_budget - len(decoders)
         chunks = []
         for r in inst.running:
@@ -99,7 +108,7 @@ class Chunked:
             if not inst.can_reserve(t):
                 break
             inst.admit(r, t, now)
-            c = min(t, budget)
+            c = min(t - q.cached[r], budget)
             chunks.append((r, c))
             budget -= c
         if chunks:
