@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 #: Where the book and pdlib live (the notebooks' first cell installs from here on Colab).
 REPO_URL = "https://github.com/pdbook/split-or-share"
 
-_LAZY = ("workload", "viz", "widgets", "exercises", "sim", "engine", "disagg", "planner", "reproduce")
+_LAZY = ("workload", "viz", "widgets", "exercises", "sim", "engine", "disagg", "planner", "reproduce",
+         "verdict")
 
 __all__ = ["CostModel", "StepCost", "kv_transfer_time", "kv_emission_rate", "hardware", "models",
            "cost", "REPO_URL", "device_info", "simulate", *_LAZY]
