@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = [
     "DTYPE_BYTES", "ModelSpec", "dtype_bytes", "from_hf_config", "get", "names", "register",
-    "attention_pairs",
+    "attention_pairs", "attention_pairs_scalar",
 ]
 
 #: Bytes per element of each supported storage type.
@@ -55,6 +55,23 @@ def attention_pairs(new_tokens, context, window: int | None = None):
     inside = np.clip(hi - L, 0, None)               # how many positions are <= w
     sum_inside = inside * (L + 1 + hi) / 2          # arithmetic series L+1 .. hi
     return np.where(L + n <= w, full, sum_inside + (n - inside) * w)
+
+
+def attention_pairs_scalar(new_tokens: int, context: int, window: int | None = None) -> float:
+    """:func:`attention_pairs` for one item, in plain Python: the simulator calls it once per
+    item per step, and the numpy version costs ~50× more per call (~25 µs against ~0.5 µs).
+
+    Same definition, same float64 operations in the same order, so the result is bit-identical
+    to ``float(attention_pairs(new_tokens, context, window))``: ``n·L + n(n+1)/2`` pairs while
+    the last position ``L+n`` ≤ w; otherwise ``Σ_{p=L+1}^{w} p`` for the positions still inside
+    the window (none when ``L ≥ w``) plus ``w`` for each of the others.
+    """
+    n, L = float(new_tokens), float(context)
+    if window is None or L + n <= window:
+        return n * L + n * (n + 1) / 2
+    w = float(window)
+    inside = w - L if L < w else 0.0               # positions L+1 .. w, each <= w
+    return inside * (L + 1 + w) / 2 + (n - inside) * w
 
 
 @dataclass(frozen=True)

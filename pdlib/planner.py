@@ -66,13 +66,14 @@ from . import models as mdl
 from . import sim
 from . import workload as wl
 from .cost import CostModel
-from .reproduce import config_name, config_price, cost_per_million_tokens, xpyd_configs
 
 __all__ = ["ARCHS", "METRICS", "Candidate", "colocated_candidates", "disaggregated_candidates",
            "conditional_candidates", "conditional_available", "capacity_bound", "rate_grid",
            "Sweep", "sweep", "Plan", "plan", "slo_map", "phase_diagram", "ratio_model_diagram",
            "prompt_link_diagram", "scaled_slo", "pool_ratio", "burstiness_sweep", "cost_table",
-           "HEAD_TO_HEAD", "head_to_head_candidates", "head_to_head_workload", "head_to_head_sweep"]
+           "HEAD_TO_HEAD", "head_to_head_candidates", "head_to_head_workload", "head_to_head_sweep",
+           # deployment arithmetic (also re-exported by pdlib.reproduce)
+           "xpyd_configs", "config_name", "config_price", "cost_per_million_tokens"]
 
 #: Architectures a candidate can have: colocated (both phases on every instance), disaggregated
 #: (xPyD, KV over a link), conditional (xPyD whose decode instances prefill short prompts
@@ -81,6 +82,42 @@ ARCHS = ("colocated", "disaggregated", "conditional")
 
 #: Per-request metrics a :class:`Sweep` keeps (seconds); SLO dicts may name any of them.
 METRICS = ("ttft", "tpot", "p99_tbt", "max_tbt")
+
+
+# ---------------------------------------------------------------- deployment arithmetic
+def xpyd_configs(max_gpus: int) -> list[tuple[int, int]]:
+    """All ``(n_prefill, n_decode)`` with both ≥ 1 and at most ``max_gpus`` GPUs in total, ordered
+    by GPU count then by prefill count: 1P1D, 1P2D, 2P1D, 1P3D, 2P2D, 3P1D, ..."""
+    if not isinstance(max_gpus, (int, np.integer)) or max_gpus < 2:
+        raise ValueError(f"max_gpus must be an integer >= 2 (one prefill + one decode), got {max_gpus!r}")
+    return [(p, g - p) for g in range(2, max_gpus + 1) for p in range(1, g)]
+
+
+def config_name(n_prefill: int, n_decode: int) -> str:
+    """``"2P1D"`` for 2 prefill and 1 decode instance."""
+    return f"{n_prefill}P{n_decode}D"
+
+
+def config_price(prefill_gpu: str, decode_gpu: str, n_prefill: int, n_decode: int) -> float:
+    """USD per hour of an xPyD deployment (one GPU per instance): Σ GPUs × catalog
+    ``price_per_hour`` (rough late-2025 rental prices; use for ratios only)."""
+    price = {}
+    for name in (prefill_gpu, decode_gpu):
+        g = hw.gpu(name)
+        if g.price_per_hour is None:
+            priced = [n for n in hw.gpu_names() if hw.gpu(n).price_per_hour is not None]
+            raise KeyError(f"GPU {g.name!r} has no price in the catalog; priced GPUs: {', '.join(priced)}")
+        price[name] = g.price_per_hour
+    return n_prefill * price[prefill_gpu] + n_decode * price[decode_gpu]
+
+
+def cost_per_million_tokens(rate: float, output_tokens: float, usd_per_hour: float) -> float:
+    """USD per million output tokens of a deployment costing ``usd_per_hour`` that serves
+    ``rate`` req/s of ``output_tokens`` tokens each: ``usd_per_hour / (3600 · rate · output) · 1e6``."""
+    if rate <= 0 or output_tokens <= 0 or usd_per_hour <= 0:
+        raise ValueError(f"rate, output_tokens and usd_per_hour must be > 0, got {rate!r}, "
+                         f"{output_tokens!r}, {usd_per_hour!r}")
+    return usd_per_hour / (3600.0 * rate * output_tokens) * 1e6
 
 
 # ---------------------------------------------------------------- candidates
@@ -888,7 +925,7 @@ def burstiness_sweep(candidates: Sequence[Candidate], per_gpu_rate: float,
 # ---------------------------------------------------------------- cost
 def cost_table(p: Plan, output_tokens: float, archs: Iterable[str] | None = None) -> pd.DataFrame:
     """USD per million output tokens of the best unit (by requests per USD) of each architecture of
-    plan ``p``, run at its goodput: :func:`pdlib.reproduce.cost_per_million_tokens` with the unit's
+    plan ``p``, run at its goodput: :func:`cost_per_million_tokens` with the unit's
     goodput (req/s), ``output_tokens`` (mean output tokens per request) and price. Columns: arch,
     name, n_gpus, usd_per_hour, goodput, goodput_per_usd, usd_per_m_tokens."""
     rows = []

@@ -24,6 +24,8 @@ from . import hardware as hw
 from . import models as mdl
 from . import sim
 from .cost import CostModel
+# deployment arithmetic lives in the planner (sim → planner → reproduce); re-exported here
+from .planner import config_name, config_price, cost_per_million_tokens, xpyd_configs
 
 __all__ = ["DISTSERVE_SLO", "DISTSERVE_PAPER", "SPLITWISE_PAPER", "distserve_prefill_fit",
            "distserve_decode_fit", "distserve_fit_table", "distserve_bw_efficiency", "xpyd_configs",
@@ -104,41 +106,6 @@ def distserve_fit_table(model: str = "OPT-13B", gpu: str = "A100-80GB", *,
     df = pd.DataFrame(rows, columns=["step", "ours_s", "distserve_fit_s"])
     df["ratio"] = df.ours_s / df.distserve_fit_s
     return df
-
-
-def xpyd_configs(max_gpus: int) -> list[tuple[int, int]]:
-    """All ``(n_prefill, n_decode)`` with both ≥ 1 and at most ``max_gpus`` GPUs in total, ordered
-    by GPU count then by prefill count: 1P1D, 1P2D, 2P1D, 1P3D, 2P2D, 3P1D, ..."""
-    if not isinstance(max_gpus, (int, np.integer)) or max_gpus < 2:
-        raise ValueError(f"max_gpus must be an integer >= 2 (one prefill + one decode), got {max_gpus!r}")
-    return [(p, g - p) for g in range(2, max_gpus + 1) for p in range(1, g)]
-
-
-def config_name(n_prefill: int, n_decode: int) -> str:
-    """``"2P1D"`` for 2 prefill and 1 decode instance."""
-    return f"{n_prefill}P{n_decode}D"
-
-
-def config_price(prefill_gpu: str, decode_gpu: str, n_prefill: int, n_decode: int) -> float:
-    """USD per hour of an xPyD deployment (one GPU per instance): Σ GPUs × catalog
-    ``price_per_hour`` (rough late-2025 rental prices; use for ratios only)."""
-    price = {}
-    for name in (prefill_gpu, decode_gpu):
-        g = hw.gpu(name)
-        if g.price_per_hour is None:
-            priced = [n for n in hw.gpu_names() if hw.gpu(n).price_per_hour is not None]
-            raise KeyError(f"GPU {g.name!r} has no price in the catalog; priced GPUs: {', '.join(priced)}")
-        price[name] = g.price_per_hour
-    return n_prefill * price[prefill_gpu] + n_decode * price[decode_gpu]
-
-
-def cost_per_million_tokens(rate: float, output_tokens: float, usd_per_hour: float) -> float:
-    """USD per million output tokens of a deployment costing ``usd_per_hour`` that serves
-    ``rate`` req/s of ``output_tokens`` tokens each: ``usd_per_hour / (3600 · rate · output) · 1e6``."""
-    if rate <= 0 or output_tokens <= 0 or usd_per_hour <= 0:
-        raise ValueError(f"rate, output_tokens and usd_per_hour must be > 0, got {rate!r}, "
-                         f"{output_tokens!r}, {usd_per_hour!r}")
-    return usd_per_hour / (3600.0 * rate * output_tokens) * 1e6
 
 
 def _poisson(prompt: int, output: int, n: int, seed: int) -> Callable[[float], object]:
@@ -517,8 +484,8 @@ def without_sliding_window(model: str | mdl.ModelSpec) -> mdl.ModelSpec:
 
     Mistral-7B's 4,096-token window changes nothing for a prefill chunk of a prompt ≤ 4,096
     tokens, and only the attention pairs (not the KV bytes read) of decode tokens past position
-    4,096; the simulator prices full attention on a fast scalar path, windowed attention with
-    numpy per item (≈ 8× slower)."""
+    4,096. It was once a speed workaround; the simulator now prices windowed attention as fast
+    as full attention (:func:`pdlib.models.attention_pairs_scalar`)."""
     import dataclasses
     spec = mdl.get(model)
     return dataclasses.replace(spec, sliding_window=None) if spec.sliding_window else spec
@@ -529,7 +496,7 @@ def sarathi_capacity(*, workload: str = "arxiv-summarization", model: str = "Mis
                      token_budgets: dict | None = None,
                      max_median_delay: float | None = SARATHI_PAPER["max_median_queue_delay"],
                      n: int = 300, seed: int = 0, lo: float = 0.5, hi: float = 8.0,
-                     tol: float = 0.1, full_attention: bool = True, progress: bool = False) -> dict:
+                     tol: float = 0.1, full_attention: bool = False, progress: bool = False) -> dict:
     """Sarathi-Serve's capacity experiment (:data:`SARATHI_PAPER`): for each SLO level
     (``slos``: name → P99 TBT target in s; default strict 0.1 s and relaxed 0.5 s) the highest
     Poisson rate (req/s) that passes the capacity test — all requests finish, the P99 of *all*
@@ -540,10 +507,10 @@ def sarathi_capacity(*, workload: str = "arxiv-summarization", model: str = "Mis
 
     ``workload``: a named trace (:func:`pdlib.workload.named_workloads`) with ``n`` requests,
     Poisson arrivals seeded with ``seed``. Capacity by geometric bisection between ``lo`` and
-    ``hi`` req/s to relative width ``tol``; simulations are shared between SLO levels. With
-    ``full_attention`` the model runs without its sliding window (:func:`without_sliding_window`):
-    the arXiv prompts are shorter than Mistral-7B's 4,096-token window, so this changes its
-    results by < 0.1% and runs ≈ 8× faster; pass False for workloads with longer prompts.
+    ``hi`` req/s to relative width ``tol``; simulations are shared between SLO levels. The model
+    keeps its sliding window (Mistral-7B: 4,096 tokens); ``full_attention=True`` runs it without
+    (:func:`without_sliding_window`), which on the arXiv trace, whose prompts are shorter than
+    the window, moves one number (a median queueing delay) by < 0.1%.
 
     Returns a dict: ``table`` (DataFrame: slo, p99_tbt_slo, scheduler, token_budget, capacity
     (req/s), p99_tbt (s) and median_queue_delay (s) at that capacity), ``gain`` (slo → chunked ÷

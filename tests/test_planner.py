@@ -2,13 +2,16 @@
 chapter 08 (issue 6: the SLO map has regions won by each architecture; a slower link never lowers
 TTFT)."""
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pdlib import hardware, planner, sim, workload
-from pdlib.reproduce import config_name
+from pdlib import hardware, planner, reproduce, sim, workload
+from pdlib.planner import config_name
 
 H100 = "H100-SXM"
 
@@ -25,6 +28,30 @@ def _fake_sweep(cands, rates_per_cand, attain_per_cand, n=20):
                      "finished": np.ones_like(ttft, dtype=bool)})
     return planner.Sweep(list(cands), [np.asarray(r, float) for r in rates_per_cand], data,
                          [np.asarray(r, float) for r in rates_per_cand])
+
+
+# ---------------------------------------------------------------- deployment arithmetic, imports
+def test_deployment_arithmetic_lives_in_planner_and_reproduce_reexports_it():
+    assert planner.xpyd_configs(4) == [(1, 1), (1, 2), (2, 1), (1, 3), (2, 2), (3, 1)]
+    assert planner.config_name(3, 1) == "3P1D"
+    assert planner.config_price("A100-80GB", "A100-80GB", 2, 1) == pytest.approx(3 * 1.5)
+    assert planner.cost_per_million_tokens(1.0, 1e6 / 3600, 2.0) == pytest.approx(2.0)
+    for name in ("xpyd_configs", "config_name", "config_price", "cost_per_million_tokens"):
+        assert getattr(reproduce, name) is getattr(planner, name)
+        assert name in planner.__all__ and name in reproduce.__all__
+
+
+@pytest.mark.parametrize("module", ["pdlib.planner", "pdlib.reproduce"])
+def test_planner_does_not_import_reproduce(module):
+    # arrows point sim -> planner -> reproduce: a fresh interpreter importing the planner must not
+    # load pdlib.reproduce (and importing reproduce first must not hit a cycle)
+    code = (f"import sys, {module}; import pdlib.planner; "
+            "print('pdlib.reproduce' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    loaded_reproduce, loaded_torch = out.stdout.split()
+    assert loaded_reproduce == ("True" if module == "pdlib.reproduce" else "False")
+    assert loaded_torch == "False"
 
 
 def _units():

@@ -129,6 +129,17 @@ def test_chunked_prefill_beats_prefill_priority_on_p99_tbt_capacity(sarathi):
     assert t["relaxed", "prefill-priority (vLLM)"] > t["strict", "prefill-priority (vLLM)"]
 
 
+def test_sarathi_capacity_keeps_the_sliding_window_and_full_attention_barely_differs():
+    # the default runs Mistral-7B with its 4,096-token window; full_attention=True drops it. arXiv
+    # prompts are shorter than the window, so only decode tokens past position 4,096 see fewer
+    # keys: the same capacities, step times that differ in the 6th digit
+    win = rp.sarathi_capacity(n=100, tol=0.2)["table"]
+    full = rp.sarathi_capacity(n=100, tol=0.2, full_attention=True)["table"]
+    assert list(win.capacity) == list(full.capacity)
+    np.testing.assert_allclose(win.p99_tbt, full.p99_tbt, rtol=1e-4)
+    assert (win.p99_tbt <= full.p99_tbt).all() and (win.p99_tbt < full.p99_tbt).any()
+
+
 def test_sarathi_capacity_rows_meet_their_own_test(sarathi):
     t = sarathi["table"]
     assert (t.p99_tbt <= t.p99_tbt_slo).all()

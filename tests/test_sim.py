@@ -2,11 +2,13 @@
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import pdlib
 from pdlib import sim
-from pdlib.models import attention_pairs
+from pdlib.models import attention_pairs, attention_pairs_scalar
+from pdlib.sim import pricing
 from pdlib.sim.pricing import StepPricer
 
 MODEL, GPU = "Llama-2-7B", "A100-80GB"
@@ -80,6 +82,72 @@ def test_pricer_matches_cost_model():
         want = pr.cm.cost(n, T, L, pairs, g)
         t, bound = pr.step(n, T, L, pairs, g)
         assert t == pytest.approx(float(want.time), rel=1e-9) and bound == want.bound
+
+
+def test_attention_pairs_scalar_equals_numpy_version_bit_for_bit():
+    w = 8
+    assert attention_pairs_scalar(3, 2, w) == 3 + 4 + 5                 # c + n ≤ w: inside
+    assert attention_pairs_scalar(3, 6, w) == 7 + 8 + 8                 # straddles the window
+    assert attention_pairs_scalar(3, 8, w) == attention_pairs_scalar(3, 50, w) == 3 * 8   # c ≥ w
+    assert attention_pairs_scalar(2, 7, w) == 8 + 8                     # c + 1 = w: edge
+    assert attention_pairs_scalar(4, 1000) == 4 * 1000 + 10             # no window
+    grid = [0, 1, 2, 7, 8, 9, 15, 16, 17, 100, 4095, 4096, 4097, 10_000]
+    for window in (None, 1, 8, 16, 4096):
+        for n in grid[1:]:
+            for c in grid:
+                want = float(attention_pairs(n, c, window))
+                got = attention_pairs_scalar(n, c, window)
+                assert got == want, (n, c, window, got, want)
+
+
+def test_windowed_chunked_prefill_prices_each_chunk_inside_the_window():
+    # Mistral-7B: 4,096-token window; chunks (3000, 0) inside, (2000, 3000) straddles it
+    cm = pdlib.CostModel("Mistral-7B-v0.1", GPU)
+    res = sim.simulate(sim.colocated(model="Mistral-7B-v0.1", gpu=GPU, scheduler="chunked",
+                                     chunk_size=3000), wl([0.0], 5000, 1))
+    w = cm.model.sliding_window
+    first = cm.cost(1, 3000, 0, attention_pairs(3000, 0, w), logits=0).time
+    second = cm.cost(1, 2000, 3000, attention_pairs(2000, 3000, w), logits=1).time
+    assert attention_pairs(2000, 3000, w) < attention_pairs(2000, 3000)   # the window matters
+    assert res.requests.ttft[0] == pytest.approx(first + second, rel=1e-9)
+
+
+def test_pricers_of_equal_cost_models_share_coefficients_and_unequal_never_do():
+    a, b = pdlib.CostModel(MODEL, GPU), pdlib.CostModel(MODEL, GPU)
+    assert a is not b and a == b
+    assert StepPricer(a)._coef is StepPricer(b)._coef
+    assert StepPricer(a, share=False)._coef is not StepPricer(a)._coef
+    others = [pdlib.CostModel(MODEL, GPU, overhead=1e-3), pdlib.CostModel(MODEL, "H100-SXM"),
+              pdlib.CostModel(MODEL, GPU, tp=2), pdlib.CostModel("Llama-2-13B", GPU),
+              pdlib.CostModel(MODEL, GPU, kv_dtype="fp8"), pdlib.CostModel(MODEL, GPU, flops_efficiency=0.5)]
+    tables = {id(StepPricer(cm)._coef) for cm in [a] + others}
+    assert len(tables) == 1 + len(others)
+    key = (4, 700, 2)                       # 4 items, 700 new tokens, 2 rows of logits
+    for cm in [a] + others:
+        shared = StepPricer(cm).coefficients(*key)          # filled by or read from the shared table
+        assert shared == StepPricer(cm, share=False).coefficients(*key)   # computed afresh
+    coefs = [StepPricer(cm).coefficients(*key) for cm in [a] + others]
+    assert len(set(coefs)) == len(coefs)    # every cost model has its own numbers
+
+
+def test_shared_coefficients_give_bit_identical_simulations():
+    w = poisson(rate=3.0, n=150, prompt=600, output=40, seed=3)
+    w.prompt = np.random.default_rng(3).integers(50, 1500, len(w.arrival))   # many distinct steps
+
+    def run(**cost_kwargs):
+        return sim.simulate(sim.colocated(model=MODEL, gpu=GPU, scheduler="chunked", chunk_size=256,
+                                          cost_kwargs=cost_kwargs or None), w)
+
+    pricing.clear_shared_tables()
+    fresh = run()
+    other = run(overhead=2e-3)              # a different cost model in between must not leak
+    warm = run()                            # every coefficient now comes from the shared table
+    pricing.clear_shared_tables()
+    other_fresh = run(overhead=2e-3)
+    pd.testing.assert_frame_equal(warm.requests, fresh.requests, check_exact=True)
+    pd.testing.assert_frame_equal(other.requests, other_fresh.requests, check_exact=True)
+    np.testing.assert_array_equal(warm.tbt, fresh.tbt)
+    assert other.requests.ttft.mean() > fresh.requests.ttft.mean() + 2e-3   # ≥ 1 step of overhead
 
 
 def test_rejects_what_never_fits_and_serves_the_rest():

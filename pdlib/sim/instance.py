@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cost import CostModel
-from ..models import attention_pairs
+from ..models import attention_pairs, attention_pairs_scalar
 from .kv import BlockPool
 from .pricing import StepPricer
 from .request_state import DECODE, PREFILL, RequestTable
@@ -164,7 +164,7 @@ class Instance:
             c = q.kv[r]
             T += n
             L += c
-            pairs += (n * c + n * (n + 1) / 2) if w is None else float(attention_pairs(n, c, w))
+            pairs += (n * c + n * (n + 1) / 2) if w is None else attention_pairs_scalar(n, c, w)
             if q.phase[r] == DECODE or c + n == q.target(r):
                 logits += 1
         t, bound = self.pricer.step(len(items), T, L, pairs, logits)

@@ -11,20 +11,55 @@ so once ``(n, T, g)`` are fixed both roofs are affine in ``(Σpairs, ΣL)``. The
 two intercepts and two slopes off three ``CostModel.cost`` calls per ``(n, T, g)`` and then
 prices any ``(ΣL, Σpairs)`` — a scalar, or a whole decode stretch as arrays — with a few
 multiply-adds. Same numbers as ``CostModel.cost`` (to rounding), far fewer numpy calls.
+
+The coefficient table is shared by every pricer of an *equal* cost model: ``CostModel`` is a frozen
+dataclass whose ``cost`` depends only on its fields, so two equal ones (dataclass equality: same
+class, every field equal) produce the same coefficients, and a rate sweep that builds a fresh
+cluster per rate reuses what the previous runs computed instead of redoing ~3 ``CostModel.cost``
+calls per new ``(n, T, g)``. Unequal cost models never share a table. The tables of the
+:data:`SHARED_TABLES` most recently used cost models are kept.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
 from ..cost import CostModel
 
 
-class StepPricer:
-    """Prices steps of one :class:`~pdlib.CostModel` from batch totals (seconds)."""
+#: How many cost models' coefficient tables stay cached (least recently used dropped first).
+SHARED_TABLES = 16
 
-    def __init__(self, cm: CostModel) -> None:
+
+@lru_cache(maxsize=SHARED_TABLES)
+def _shared_table(cm: CostModel) -> dict:
+    """The coefficient table shared by all pricers of cost models equal to ``cm`` (initially empty;
+    pricers fill it). Keyed by ``cm``'s hash and dataclass equality."""
+    return {}
+
+
+def clear_shared_tables() -> None:
+    """Forget every shared coefficient table (pricers made afterwards start empty)."""
+    _shared_table.cache_clear()
+
+
+class StepPricer:
+    """Prices steps of one :class:`~pdlib.CostModel` from batch totals (seconds).
+
+    ``share=True`` (default) uses the coefficient table shared by all pricers of equal cost
+    models; ``share=False`` gives this pricer a table of its own."""
+
+    def __init__(self, cm: CostModel, *, share: bool = True) -> None:
         self.cm = cm
-        self._coef: dict[tuple[int, int, int], tuple[float, float, float, float, float]] = {}
+        table = None
+        if share:
+            try:
+                table = _shared_table(cm)
+            except TypeError:             # an unhashable stand-in for a CostModel: no sharing
+                table = None
+        self._coef: dict[tuple[int, int, int], tuple[float, float, float, float, float]] = (
+            {} if table is None else table)
 
     def coefficients(self, n_items: int, tokens: int, logits: int):
         """``(fixed, compute0, compute_per_pair, memory0, memory_per_context_token)``: the fixed
