@@ -28,6 +28,8 @@ Every generator is a pure function of its arguments: the same ``seed`` gives the
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import json
 import math
 import operator
@@ -773,6 +775,16 @@ def load_lengths_csv(path: str | Path, rate: float, seed: int = 0, name: str | N
 MOONCAKE_BLOCK_TOKENS = 512
 
 
+def _leading_run(blocks: Sequence[int], store) -> int:
+    """How many of ``blocks``, counted from the first, are in ``store`` before one is missing."""
+    k = 0
+    for b in blocks:
+        if b not in store:
+            break
+        k += 1
+    return k
+
+
 def prefix_hits(prefix_blocks: Sequence[Sequence[int]], block_tokens: int = MOONCAKE_BLOCK_TOKENS,
                 cache_blocks: int | None = None, prompt=None) -> np.ndarray:
     """Prefix-cache hit tokens of each request (int64 array, in the given order = arrival order),
@@ -802,33 +814,17 @@ def prefix_hits(prefix_blocks: Sequence[Sequence[int]], block_tokens: int = MOON
         if prompt.shape != (n,):
             raise ValueError(f"prompt must have one entry per request: got shape {prompt.shape} for {n} requests")
     hits = np.zeros(n, dtype=np.int64)
-    if cache_blocks is None:
-        store: set = set()
-        for i, blocks in enumerate(prefix_blocks):
-            k = 0
-            for b in blocks:
-                if b not in store:
-                    break
-                k += 1
-            hits[i] = k
-            store.update(blocks)
-    else:
-        from collections import OrderedDict
-        lru: OrderedDict = OrderedDict()
-        for i, blocks in enumerate(prefix_blocks):
-            k = 0
-            for b in blocks:
-                if b not in lru:
-                    break
-                k += 1
-            hits[i] = k
-            if cache_blocks == 0:
-                continue
-            for b in reversed(tuple(blocks)):             # the leading block ends most recent
-                lru[b] = None
-                lru.move_to_end(b)
-            while len(lru) > cache_blocks:
-                lru.popitem(last=False)
+    store: OrderedDict = OrderedDict()                    # block id -> None, least recent first
+    for i, blocks in enumerate(prefix_blocks):
+        hits[i] = _leading_run(blocks, store)
+        if cache_blocks is None:
+            store.update(dict.fromkeys(blocks))
+            continue
+        for b in reversed(tuple(blocks)):                 # the leading block ends most recent
+            store[b] = None
+            store.move_to_end(b)
+        while len(store) > cache_blocks:
+            store.popitem(last=False)
     hits *= int(block_tokens)
     if prompt is not None:
         np.minimum(hits, prompt - 1, out=hits)
