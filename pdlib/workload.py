@@ -28,11 +28,10 @@ Every generator is a pure function of its arguments: the same ``seed`` gives the
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import json
 import math
 import operator
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
