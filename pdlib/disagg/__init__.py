@@ -1,7 +1,8 @@
 """A real disaggregated run: a prefill process and a decode process, KV moved between them.
 
 * :mod:`.transport` — the KV channel: torch.distributed point-to-point (gloo on CPU, nccl across
-  two GPUs), an emulated slower link, the raw-bandwidth reference measurement
+  two GPUs), shared memory / CUDA IPC on one machine or one GPU, an emulated slower link, and
+  the reference measurements (raw send, raw copy) the KV path is compared with
 * :mod:`.workers` — the prefill and decode worker loops, each with its own engine
 * :mod:`.frontend` — :func:`run`: start both, feed requests, collect :class:`RequestResult` s
 
@@ -14,17 +15,24 @@ Importing this package imports torch (``import pdlib`` alone does not)::
 """
 from __future__ import annotations
 
-from .frontend import RequestResult, run
-from .transport import DistTransport, EmulatedLink, Transport, raw_bandwidth
+from .frontend import RequestResult, pick_transport, run
+from .transport import (META, DistTransport, EmulatedLink, KVDest, SharedTransport, Transport, new_message,
+                        raw_bandwidth, raw_copy_bandwidth)
 from .workers import kv_message_bytes, prefill_layers
 
 __all__ = [
            "DistTransport",
            "EmulatedLink",
+           "KVDest",
+           "META",
+           "new_message",
            "RequestResult",
            "Transport",
            "kv_message_bytes",
+           "pick_transport",
            "prefill_layers",
            "raw_bandwidth",
+           "raw_copy_bandwidth",
            "run",
+           "SharedTransport",
 ]

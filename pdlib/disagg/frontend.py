@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.multiprocessing as mp
 
 from ..engine import Decoder
 from ..models import ModelSpec
+from .transport import TRANSPORTS, worker_context
 from .workers import decode_main, prefill_main
 
-__all__ = ["RequestResult", "run"]
+__all__ = ["RequestResult", "pick_transport", "run", "worker_context"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,9 @@ class RequestResult:
     hidden); ``kv_bytes``: bytes on the wire (layers padded to whole blocks, plus the
     first-token message); ``kv_sent`` / ``kv_received``: per-layer digests of the prompt's KV on
     each side (empty unless ``checksums``); ``token_times``: when each token was on the decode
-    worker; ``wire``: ``(start, end, bytes)`` of every KV message as the sender saw it.
+    worker; ``step_seconds``: the engine time (``Runner.step``) of the decode step that made each
+    later token — ``tpot − mean(step_seconds)`` is the worker loop's own overhead per step;
+    ``wire``: ``(start, end, bytes)`` of every KV message as the sender saw it.
     """
     index: int
     status: str
@@ -55,6 +57,7 @@ class RequestResult:
     kv_sent: tuple[str, ...] = ()
     kv_received: tuple[str, ...] = ()
     token_times: tuple[float, ...] = field(default=(), repr=False)
+    step_seconds: tuple[float, ...] = field(default=(), repr=False)
     wire: tuple[tuple[float, float, int], ...] = field(default=(), repr=False)
 
 
@@ -69,6 +72,37 @@ def _resolve(m_or_spec, dtype, seed):
                     f"got {type(m_or_spec).__name__}")
 
 
+def pick_transport(transport: str = "auto", n_gpus: int | None = None) -> tuple[str, tuple[str, str]]:
+    """``(transport, (prefill device, decode device))`` for a requested ``transport`` on a machine
+    with ``n_gpus`` CUDA devices (default: as many as torch sees).
+
+    ``"auto"`` picks what the hardware allows and a real system would use there:
+
+    * two or more GPUs → ``"nccl"`` between ``cuda:0`` and ``cuda:1`` (a network-style transfer);
+    * one GPU → ``"shared"`` on ``cuda:0`` (CUDA IPC; NCCL refuses two ranks on one device);
+    * no GPU → ``"gloo"`` on the CPU: it keeps the KV on a socket path, one message per layer with
+      a copy at each end, which is what a transfer between machines looks like (``"shared"`` is
+      faster on one CPU host, but teaches less about networks; ask for it by name).
+
+    ``"gloo"`` runs on the CPU; ``"shared"`` on ``cuda:0`` when there is a GPU, else the CPU;
+    ``"nccl"`` needs two GPUs.
+    """
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, got {transport!r}")
+    if n_gpus is None:
+        n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if transport == "auto":
+        transport = "nccl" if n_gpus >= 2 else "shared" if n_gpus == 1 else "gloo"
+    if transport == "nccl":
+        if n_gpus < 2:
+            raise ValueError("transport='nccl' needs two GPUs (NCCL refuses two ranks on one GPU); "
+                             "use 'shared' on one GPU or 'gloo' on the CPU")
+        return transport, ("cuda:0", "cuda:1")
+    if transport == "shared" and n_gpus >= 1:
+        return transport, ("cuda:0", "cuda:0")
+    return transport, ("cpu", "cpu")
+
+
 def run(m_or_spec, prompts, max_new_tokens: int, transport: str = "auto",
         link_bandwidth: float | None = None, link_latency: float = 0.0, layerwise: bool = True,
         timeout: float = 30.0, n_blocks: int | None = None, block_size: int = 16,
@@ -78,7 +112,9 @@ def run(m_or_spec, prompts, max_new_tokens: int, transport: str = "auto",
 
     ``m_or_spec``: a :class:`pdlib.engine.Decoder` (its weights are shipped to both workers) or a
     ModelSpec / name (weights drawn with ``seed`` in ``dtype``). ``transport``: "gloo" (CPU
-    processes; the only one tested) or "auto" (= "gloo" on CPU). ``link_bandwidth``: emulate a
+    processes, torch.distributed over loopback), "shared" (the decode worker's KV blocks in
+    shared memory, written by the prefill worker directly; CUDA IPC on one GPU), "nccl" (two
+    GPUs, untested here) or "auto" (see :func:`pick_transport`). ``link_bandwidth``: emulate a
     link of that many bytes/s (and ``link_latency`` seconds per message) on the KV path.
     ``layerwise``: send layer i as soon as it is computed (else all layers after the prefill).
     ``timeout``: seconds without progress after which requests fail (a stalled KV transfer, a
@@ -95,34 +131,33 @@ def run(m_or_spec, prompts, max_new_tokens: int, transport: str = "auto",
         raise ValueError("every prompt needs at least one token")
     if timeout <= 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-    if transport not in ("auto", "gloo", "nccl"):
-        raise ValueError(f"transport must be 'auto', 'gloo' or 'nccl', got {transport!r}")
     faults = dict(faults or {})
     unknown = set(faults) - {"kill_decode_after_tokens", "stall_prefill_after_layers"}
     if unknown:
         raise ValueError(f"unknown faults {sorted(unknown)}; allowed: kill_decode_after_tokens, "
                          f"stall_prefill_after_layers")
-    backend = "gloo" if transport == "auto" else transport
-    devices = ("cuda:0", "cuda:1") if backend == "nccl" else ("cpu", "cpu")
-    if backend == "nccl" and torch.cuda.device_count() < 2:
-        raise ValueError("transport='nccl' needs two GPUs (NCCL refuses two ranks on one GPU)")
+    transport, devices = pick_transport(transport)
     spec, state, dtype = _resolve(m_or_spec, dtype, seed)
     if n_blocks is None:
         n_blocks = max(1, sum(-(-(len(p) + max_new_tokens) // block_size) for p in prompts))
-    cfg = {"spec": spec, "dtype": dtype, "backend": backend, "block_size": block_size, "n_blocks": n_blocks,
+    cfg = {"spec": spec, "dtype": dtype, "transport": transport, "block_size": block_size, "n_blocks": n_blocks,
                "layerwise": layerwise, "link_bandwidth": link_bandwidth, "link_latency": link_latency,
                "timeout": timeout, "checksums": checksums, "threads": threads, "faults": faults,
                "init_file": os.path.join(tempfile.mkdtemp(prefix="pdlib_disagg_"), "rendezvous")}
-    ctx = mp.get_context("spawn")
+    ctx = worker_context()
     ctrl_q, work_q, events = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    # the shared transport's channels: the KV pool handed over at start-up, the count of KV
+    # messages written (the per-layer "landed" signal), and plain messages
+    chan = {"setup": ctx.Queue(), "counter": ctx.Value("q", 0), "messages": ctx.Queue()}
     procs = {
         "prefill": ctx.Process(target=prefill_main, name="pdlib-prefill", daemon=True,
-                               args=({**cfg, "rank": 0, "device": devices[0]}, state, work_q, events)),
+                               args=({**cfg, "rank": 0, "device": devices[0]}, state, work_q, events, chan)),
         "decode": ctx.Process(target=decode_main, name="pdlib-decode", daemon=True,
-                              args=({**cfg, "rank": 1, "device": devices[1]}, state, ctrl_q, work_q, events)),
+                              args=({**cfg, "rank": 1, "device": devices[1]}, state, ctrl_q, work_q, events,
+                                    chan)),
     }
     n = len(prompts)
-    st = [{"status": None, "reason": "", "tokens": [], "times": [], "sent": [], "recv": [], "wire": [], "prefill": None}
+    st = [{"status": None, "reason": "", "tokens": [], "times": [], "steps": [], "sent": [], "recv": [], "wire": [], "prefill": None}
           for _ in range(n)]
     try:
         for p in procs.values():
@@ -136,9 +171,10 @@ def run(m_or_spec, prompts, max_new_tokens: int, transport: str = "auto",
         for i, p in enumerate(prompts):
             ctrl_q.put((i, p, max_new_tokens))
         ctrl_q.put(None)
-        _collect(st, procs, events, max_new_tokens, timeout, faults)
+        _collect(st, procs, events, max_new_tokens, timeout, faults,
+                 spec.n_layers if layerwise else 1)
     finally:
-        _stop(procs, (ctrl_q, work_q, events))
+        _stop(procs, (ctrl_q, work_q, events, chan["setup"], chan["messages"]), work_q)
     return [_result(i, s, t_submit) for i, s in enumerate(st)]
 
 
@@ -157,12 +193,22 @@ def _wait_ready(procs, events, limit: float) -> str:
     return ""
 
 
-def _collect(st, procs, events, max_new, timeout, faults):
-    """Apply worker events to the per-request state until every request has ended."""
+def _collect(st, procs, events, max_new, timeout, faults, messages: int, grace: float = 2.0):
+    """Apply worker events to the per-request state until every request has ended, and every
+    finished one has its prefill report and all ``messages`` "sent" reports (they come from the
+    prefill worker, and may arrive after the decode worker's last token; waited for at most
+    ``grace`` seconds)."""
     open_ = lambda: [i for i, s in enumerate(st) if s["status"] is None]
+    unreported = lambda: any(s["status"] == "finished" and (s["prefill"] is None or len(s["wire"]) < messages)
+                             for s in st)
     tokens_seen, kill_after = 0, faults.get("kill_decode_after_tokens")
     last_event = time.perf_counter()
-    while open_():
+    ended_at = None
+    while True:
+        if not open_():
+            ended_at = ended_at or time.perf_counter()
+            if not unreported() or time.perf_counter() - ended_at > grace:
+                return
         try:
             ev = events.get(timeout=0.05)
         except queue.Empty:
@@ -175,6 +221,8 @@ def _collect(st, procs, events, max_new, timeout, faults):
             if kind == "token":
                 s["tokens"].append(ev[2])
                 s["times"].append(ev[3])
+                if ev[4] is not None:
+                    s["steps"].append(ev[4])
                 tokens_seen += 1
                 if len(s["tokens"]) == max_new:
                     s["status"] = "finished"
@@ -202,8 +250,13 @@ def _collect(st, procs, events, max_new, timeout, faults):
             st[i]["status"], st[i]["reason"] = "failed", reason
 
 
-def _stop(procs, queues, grace: float = 3.0):
-    """Ask nicely (the workers end when their queues close), then terminate, then kill; reap all."""
+def _stop(procs, queues, work_q, grace: float = 3.0):
+    """Ask nicely (the workers end when their queues close; a None on ``work_q`` also stops a
+    prefill worker whose decode worker died), then terminate, then kill; reap all."""
+    try:
+        work_q.put(None)
+    except (OSError, ValueError):
+        pass
     deadline = time.perf_counter() + grace
     for p in procs.values():
         if p.pid is not None:
@@ -239,4 +292,5 @@ def _result(i, s, t0) -> RequestResult:
                          transfer_seconds=transfer, exposed_transfer=exposed,
                          kv_bytes=sum(w[2] for w in s["wire"]), kv_sent=tuple(s["sent"]),
                          kv_received=tuple(s["recv"]), token_times=tuple(times),
+                         step_seconds=tuple(s["steps"]),
                          wire=tuple((a - t0, b - t0, n) for a, b, n in s["wire"]))

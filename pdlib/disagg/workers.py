@@ -3,18 +3,26 @@
 Prefill worker (rank 0): takes ``(request, prompt, block_ids)`` from the decode worker, runs the
 prompt through the model one layer at a time and hands each layer's keys and values, laid out in
 the decode side's blocks, to a sender thread as soon as that layer is computed (``layerwise``: one
-message per layer), or all layers stacked into one contiguous message after the last one (the
-whole-request baseline). A 3-integer message with the first token goes last.
+message per layer), or all layers in one contiguous message after the last one (the
+whole-request baseline). A request's last message carries a 24-byte trailer with its first token
+(in layerwise mode the last layer's message waits for the logits), so no extra message is sent.
 
 Decode worker (rank 1): admits requests in arrival order when the blocks for
 ``prompt + max_new_tokens − 1`` tokens are free (never-fitting ones are rejected), allocates them,
-tells the prefill worker the block ids, posts receives for every layer, and between decode steps
-checks which transfers have landed; a landed request joins the continuous decode batch.
+tells the prefill worker the block ids, posts a receive for every message, and between decode
+steps checks which transfers have landed; a landed request joins the continuous decode batch.
+With a copying transport (gloo, nccl) the KV lands in staging buffers and is copied into the
+blocks; with the shared transport the prefill worker has already written it into the blocks.
+
+The transport (``cfg["transport"]``): "gloo"/"nccl" join a two-rank ``torch.distributed`` group;
+"shared" hands the decode worker's cache tensors to the prefill worker at start-up instead
+(:func:`~.transport.share_pool` / :func:`~.transport.open_pool`).
 
 Both build the same weights from the state dict the front end passes, and exit on their own
 if the front end process disappears. Events go to the front
 end's queue as tuples ``(kind, request, ...)`` with ``time.perf_counter()`` stamps (one clock for
-all processes on a Linux machine).
+all processes on a Linux machine); a token event also carries the engine seconds of the decode
+step that made it.
 """
 from __future__ import annotations
 
@@ -28,7 +36,8 @@ import torch
 
 from ..engine import Decoder, Runner
 from ..engine.layers import apply_rope, causal_attention
-from .transport import DistTransport, EmulatedLink, init_group
+from .transport import (DistTransport, EmulatedLink, KVDest, SharedTransport, init_group, new_message,
+                        open_pool, share_pool)
 
 __all__ = ["decode_main", "digest", "kv_message_bytes", "prefill_layers", "prefill_main"]
 
@@ -43,7 +52,8 @@ def digest(t: torch.Tensor) -> str:
 def kv_message_bytes(spec, prompt_tokens: int, block_size: int = 16, element_bytes: int = 4) -> int:
     """Bytes the prefill worker sends for one request: per layer one message of keys and values
     padded to whole decode-side blocks, ``2 · ceil(P / block_size) · block_size · K · D · b``,
-    plus the 3 int64 (24 bytes) of the closing (request, prompt length, first token) message."""
+    plus the 3 int64 (24 bytes) of the trailer (request, prompt length, first token) that the
+    request's last message carries."""
     if prompt_tokens < 1 or block_size < 1 or element_bytes < 1:
         raise ValueError(f"prompt_tokens, block_size and element_bytes must be >= 1, got "
                          f"{prompt_tokens!r}, {block_size!r}, {element_bytes!r}")
@@ -78,19 +88,27 @@ def prefill_layers(model: Decoder, prompt: list[int]):
     yield None, model.lm_head(model.model.norm(x[-1])), None
 
 
-def _link(cfg):
-    t = DistTransport(DECODE if cfg["rank"] == PREFILL else PREFILL)
+def _link(cfg, chan, pool=None):
+    if cfg["transport"] == "shared":
+        t = SharedTransport(chan["counter"], chan["messages"], pool, cfg["block_size"])
+    else:
+        t = DistTransport(DECODE if cfg["rank"] == PREFILL else PREFILL)
     if cfg["link_bandwidth"] is not None:
         t = EmulatedLink(t, cfg["link_bandwidth"], cfg["link_latency"])
     return t
 
 
-def prefill_main(cfg: dict, state: dict, work_q, events) -> None:
-    """Prefill worker loop (rank 0). ``work_q`` items: ``(rid, prompt, block_ids)`` or None (stop)."""
+def prefill_main(cfg: dict, state: dict, work_q, events, chan: dict) -> None:
+    """Prefill worker loop (rank 0). ``work_q`` items: ``(rid, prompt, block_ids)`` or None (stop).
+    ``chan``: the shared transport's start-up queue, counter and message queue."""
     torch.set_num_threads(cfg["threads"])
-    init_group(cfg["backend"], cfg["init_file"], PREFILL, timeout=cfg["timeout"])
+    shared = cfg["transport"] == "shared"
+    if not shared:
+        init_group(cfg["transport"], cfg["init_file"], PREFILL, timeout=cfg["timeout"])
     model = _model(cfg["spec"], state, cfg["dtype"], cfg["device"])
-    link = _link(cfg)
+    # shared: the decode worker's KV pool, written into directly (kept alive for our whole life)
+    pool = open_pool(chan["setup"], 60.0 + cfg["timeout"]) if shared else None
+    link = _link(cfg, chan, pool)
     events.put(("ready", "prefill"))
     stall_after = cfg["faults"].get("stall_prefill_after_layers")
     bs = cfg["block_size"]
@@ -102,10 +120,13 @@ def prefill_main(cfg: dict, state: dict, work_q, events) -> None:
             item = outbox.get()
             if item is None:
                 return
-            rid, tensors = item
-            for t in tensors:
+            rid, messages = item
+            for t, dest in messages:
                 t0 = time.perf_counter()
-                link.send(t)
+                if dest is None:
+                    link.send(t)
+                else:
+                    link.send_kv(t, dest)
                 events.put(("sent", rid, t0, time.perf_counter(), t.numel() * t.element_size()))
 
     thread = threading.Thread(target=sender, daemon=True)
@@ -124,46 +145,73 @@ def prefill_main(cfg: dict, state: dict, work_q, events) -> None:
         rid, prompt, blocks = job
         P, nb = len(prompt), len(blocks)
         t0 = time.perf_counter()
-        held, digests = [], []
+        L, kv_shape = model.spec.n_layers, (model.spec.n_kv_heads, model.spec.head_dim)
+        dest = lambda layers: KVDest(layers, tuple(blocks), meta=L - 1 in layers)
+        digests, last = [], None
+        if not cfg["layerwise"]:                  # whole request: ONE message for all layers
+            whole, kv_all, trailer = new_message((L, 2, nb * bs) + kv_shape, model.dtype, model.device, True)
         for li, k, v in prefill_layers(model, prompt):
             if li is None:
                 logits = k
                 break
-            # one message per layer: [2, blocks·block_size, K, D], padded to whole blocks
-            buf = torch.zeros((2, nb * bs) + tuple(k.shape[1:]), dtype=k.dtype, device=k.device)
-            buf[0, :P], buf[1, :P] = k, v
+            # layer li's keys and values, laid out in whole decode-side blocks (zero padding)
+            if cfg["layerwise"]:
+                msg, kv, meta = new_message((1, 2, nb * bs) + kv_shape, model.dtype, model.device,
+                                            li == L - 1)
+                kv = kv[0]
+            else:
+                kv = kv_all[li]
+            kv[0, :P], kv[1, :P] = k, v
             if cfg["checksums"]:
-                digests.append(digest(buf[:, :P].cpu()))
+                digests.append(digest(kv[:, :P].cpu()))
             stalled = stalled or (stall_after is not None and sent_layers >= stall_after)
             if stalled:
                 continue                          # test hook: from here on nothing is sent
             sent_layers += 1
-            if cfg["layerwise"]:
-                outbox.put((rid, [buf]))
-            else:
-                held.append(buf)
+            if cfg["layerwise"] and li < L - 1:
+                outbox.put((rid, [(msg, dest((li,)))]))
+            elif cfg["layerwise"]:
+                last = (msg, meta, dest((li,)))   # goes once the first token is known
         first = int(logits.argmax())
         t1 = time.perf_counter()
-        meta = torch.tensor([rid, P, first], dtype=torch.long, device=model.device)
         if not stalled:
-            # whole-request baseline: all layers as one contiguous message
-            outbox.put((rid, ([torch.stack(held)] if held else []) + [meta]))
+            if not cfg["layerwise"]:
+                last = (whole, trailer, dest(tuple(range(L))))
+            msg, meta, d = last
+            meta.copy_(torch.tensor([rid, P, first], dtype=torch.long))
+            outbox.put((rid, [(msg, d)]))
         events.put(("prefill", rid, t0, t1, first, digests))
     outbox.put(None)
     thread.join()
-    torch.distributed.destroy_process_group()
+    if not shared:
+        torch.distributed.destroy_process_group()
+    _leave(events, chan["messages"])
 
 
-def decode_main(cfg: dict, state: dict, ctrl_q, work_q, events) -> None:
+def _leave(*queues) -> None:
+    """Flush what this process put on ``queues``, then exit at once (interpreter teardown with
+    torch loaded takes seconds on a busy machine, and nothing is left to clean up)."""
+    for q in queues:
+        q.close()
+        q.join_thread()
+    os._exit(0)
+
+
+def decode_main(cfg: dict, state: dict, ctrl_q, work_q, events, chan: dict) -> None:
     """Decode worker loop (rank 1). ``ctrl_q`` items from the front end: ``(rid, prompt,
-    max_new_tokens)`` or None (no more requests)."""
+    max_new_tokens)`` or None (no more requests). ``chan``: see :func:`prefill_main`."""
     torch.set_num_threads(cfg["threads"])
-    init_group(cfg["backend"], cfg["init_file"], DECODE, timeout=cfg["timeout"])
+    shared = cfg["transport"] == "shared"
+    if not shared:
+        init_group(cfg["transport"], cfg["init_file"], DECODE, timeout=cfg["timeout"])
     model = _model(cfg["spec"], state, cfg["dtype"], cfg["device"])
     spec, bs = model.spec, cfg["block_size"]
     runner = Runner(model, n_blocks=cfg["n_blocks"], block_size=bs, record=False)
     cache = runner.cache
-    link = _link(cfg)
+    pool = None
+    if shared:                                   # our block pool, handed to the prefill worker
+        pool = share_pool(cache.k, cache.v, cfg["n_blocks"], chan["setup"])
+    link = _link(cfg, chan, pool)
     events.put(("ready", "decode"))
     waiting: list[tuple[int, list[int], int]] = []
     inflight: list[dict] = []                    # transfers in arrival order
@@ -204,16 +252,17 @@ def decode_main(cfg: dict, state: dict, ctrl_q, work_q, events) -> None:
             cache.reserve({rid: need_tokens})
             blocks = list(cache.tables[rid])
             nb = -(-len(prompt) // bs)
-            # staging for the layers (one message each, or one for all in whole-request mode),
-            # zero-filled now so the receive does not page-fault
-            staging = torch.zeros((spec.n_layers, 2, nb * bs) + kv_shape, dtype=model.dtype,
-                                  device=model.device)
-            bufs = list(staging.unbind(0))
-            meta = torch.zeros(3, dtype=torch.long, device=model.device)
-            pend = ([link.recv(b) for b in bufs] if cfg["layerwise"] else [link.recv(staging)]) + \
-                [link.recv(meta)]
-            inflight.append({"rid": rid, "P": len(prompt), "max_new": max_new, "need": need, "bufs": bufs,
-                                 "meta": meta, "pend": pend, "blocks": blocks[:nb], "got": -1})
+            # one KV message per layer, or one for all layers in whole-request mode, the last
+            # one carrying the first token; a copying transport lands KV in staging buffers, a
+            # zero-copy one straight in these blocks
+            layer_sets = [(li,) for li in range(spec.n_layers)] if cfg["layerwise"] else \
+                [tuple(range(spec.n_layers))]
+            dests = [KVDest(ls, tuple(blocks[:nb]), meta=ls is layer_sets[-1]) for ls in layer_sets]
+            pend = [link.recv_kv(d, (len(d.layers), 2, nb * bs) + kv_shape, model.dtype, model.device)
+                    for d in dests]
+            inflight.append({"rid": rid, "P": len(prompt), "max_new": max_new, "need": need,
+                             "dests": dests, "pend": pend, "blocks": blocks[:nb],
+                             "got": -1})
             work_q.put((rid, prompt, blocks[:nb]))
         while inflight:                           # land finished transfers, in order
             tr = inflight[0]
@@ -223,29 +272,36 @@ def decode_main(cfg: dict, state: dict, ctrl_q, work_q, events) -> None:
             if got == len(tr["pend"]):
                 inflight.pop(0)
                 rid, P = tr["rid"], tr["P"]
-                if int(tr["meta"][0]) != rid or int(tr["meta"][1]) != P:
-                    raise RuntimeError(f"transfer order broken: expected request {rid}, got {tr['meta'].tolist()}")
-                digests = []
+                meta = tr["pend"][-1].meta.tolist()   # the last message's trailer
+                if meta[0] != rid or meta[1] != P:
+                    raise RuntimeError(f"transfer order broken: expected request {rid}, got {meta}")
                 kview = cache.k.view(spec.n_layers, cache.n_blocks, bs, *cache.k.shape[2:])
                 vview = cache.v.view(spec.n_layers, cache.n_blocks, bs, *cache.v.shape[2:])
                 idx = torch.tensor(tr["blocks"], dtype=torch.long, device=model.device)
-                for li, buf in enumerate(tr["bufs"]):
-                    if cfg["checksums"]:
-                        digests.append(digest(buf[:, :P].cpu()))
-                    kview[li, idx] = buf[0].view(len(tr["blocks"]), bs, *buf.shape[2:])
-                    vview[li, idx] = buf[1].view(len(tr["blocks"]), bs, *buf.shape[2:])
+                nb = len(tr["blocks"])
+                for d, p in zip(tr["dests"], tr["pend"]):
+                    if p.buffer is None:          # zero-copy: already in our blocks
+                        continue
+                    for j, li in enumerate(d.layers):     # staging → blocks
+                        kview[li, idx] = p.buffer[j, 0].view(nb, bs, *kv_shape)
+                        vview[li, idx] = p.buffer[j, 1].view(nb, bs, *kv_shape)
+                digests = []
+                if cfg["checksums"]:              # what now sits in our cache, layer by layer
+                    slots = cache.slots(rid, 0, P).to(model.device)
+                    digests = [digest(torch.stack((cache.k[li, slots], cache.v[li, slots])).cpu())
+                               for li in range(spec.n_layers)]
                 cache.advance(rid, P)
-                first = int(tr["meta"][2])
+                first = int(meta[2])
                 now = time.perf_counter()
                 events.put(("landed", rid, now, digests))
-                events.put(("token", rid, first, now))
+                events.put(("token", rid, first, now, None))
                 running[rid] = {"last": first, "left": tr["max_new"] - 1, "need": tr["need"]}
             elif time.perf_counter() > tr["deadline"] or any(p.error for p in tr["pend"]):
                 err = next((p.error for p in tr["pend"] if p.error), None)
                 broken = (f"KV transfer of request {tr['rid']} broke: {err!r}" if err else
                           (f"KV transfer of request {tr['rid']} stalled: {got} of {len(tr['pend'])} "
-                           f"messages ({spec.n_layers} layers"
-                           f"{'' if cfg['layerwise'] else ' in one'} + first token) arrived and "
+                           f"messages ({spec.n_layers} layers{'' if cfg['layerwise'] else ' in one'}, "
+                           f"the last with the first token) arrived and "
                            f"nothing more came for {cfg['timeout']:.1f} s"))
                 for t in inflight:
                     events.put(("failed", t["rid"], broken if t is tr else
@@ -261,18 +317,16 @@ def decode_main(cfg: dict, state: dict, ctrl_q, work_q, events) -> None:
             runner.free(rid)
         if running:                               # one continuous-batching decode step
             ids = list(running)
+            t_step = time.perf_counter()
             toks = runner.step([(r, [running[r]["last"]]) for r in ids]).argmax(-1).tolist()
             now = time.perf_counter()
             for r, t in zip(ids, toks):
                 running[r]["last"] = t
                 running[r]["left"] -= 1
-                events.put(("token", r, t, now))
+                events.put(("token", r, t, now, now - t_step))
         elif closed and not waiting and not inflight:
             break
     work_q.put(None)
-    if broken is None:
+    if not shared and broken is None:             # (if broken, receives are still posted)
         torch.distributed.destroy_process_group()
-    else:                                         # receives still posted: leave without waiting
-        events.close()
-        events.join_thread()
-        os._exit(0)
+    _leave(events, work_q, chan["setup"])

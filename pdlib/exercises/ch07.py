@@ -7,7 +7,7 @@ from . import Expected, exercise
 
 @exercise("ch07.wire_bytes", "The chapter's float64 model (2 layers, 2 KV heads of 16 dims) sends a "
           "37-token prompt's KV to a decode worker with 16-token blocks. How many bytes go over the "
-          "wire, counting the padding to whole blocks and the 24-byte first-token message?")
+          "wire, counting the padding to whole blocks and the 24-byte first-token trailer?")
 def wire_bytes() -> Expected:
     from .. import disagg, engine
     spec = engine.tiny_spec(n_layers=2, hidden=64, n_heads=4, n_kv_heads=2, ffn=128, vocab=300,
