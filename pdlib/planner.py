@@ -68,7 +68,8 @@ from . import workload as wl
 from .cost import CostModel
 
 __all__ = ["ARCHS", "METRICS", "Candidate", "colocated_candidates", "disaggregated_candidates",
-           "conditional_candidates", "conditional_available", "capacity_bound", "rate_grid",
+           "conditional_candidates", "conditional_available", "capacity_estimate", "capacity_bound",
+           "rate_grid", "DIAGRAM_REQUESTS",
            "Sweep", "sweep", "Plan", "plan", "slo_map", "phase_diagram", "ratio_model_diagram",
            "prompt_link_diagram", "scaled_slo", "pool_ratio", "burstiness_sweep", "cost_table",
            "HEAD_TO_HEAD", "head_to_head_candidates", "head_to_head_workload", "head_to_head_sweep",
@@ -287,18 +288,35 @@ def _lengths(workload_fn) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(w.prompt, dtype=np.float64), np.asarray(w.output, dtype=np.float64)
 
 
-def capacity_bound(candidate: Candidate, prompt, output) -> float:
-    """A roofline upper bound on a unit's throughput (req/s) for requests of ``prompt`` and
+def capacity_estimate(candidate: Candidate, prompt, output) -> float:
+    """A roofline *estimate* of a unit's throughput (req/s) for requests of ``prompt`` and
     ``output`` tokens (arrays of lengths, or numbers), ignoring every SLO; used to place the rate
-    grid. With ``B`` = the largest decode batch (``max_batch``, or fewer if the KV of
-    ``prompt + output`` tokens per request runs out), a decode step of ``B`` requests at context
-    ``prompt + output/2`` (compute ``c_d``, memory ``m_d``, time ``t_d`` seconds), one prompt's
-    prefill alone (compute ``c_p``, memory ``m_p``, time ``t_p``; means over the prompts) and
-    ``O`` = mean output:
+    grid and to flag suspect goodputs. With ``B`` = the largest decode batch (``max_batch``, or
+    fewer if the KV of ``prompt + output`` tokens per request runs out), a decode step of ``B``
+    requests at context ``prompt + output/2`` (compute ``c_d``, memory ``m_d``, time ``t_d``
+    seconds), one prompt's prefill alone (compute ``c_p``, memory ``m_p``, time ``t_p``; means over
+    the prompts) and ``O`` = mean output:
 
     * colocated: ``1 / max(c_p + (O−1)·c_d/B, m_p + (O−1)·m_d/B)`` — mixed steps can hide decode
       memory traffic under prefill compute, so the two roofs add up separately;
     * xPyD: ``min(x / t_p, y · B / ((O−1) · t_d))`` (the slower pool).
+
+    It is an estimate, **not a strict upper bound**: a simulated goodput can exceed it. What it
+    ignores, in both directions:
+
+    * batched prefill: ``t_p`` is one prompt alone, but a prefill step may carry several prompts
+      that share one read of the weights, so short (memory-bound) prompts prefill faster per
+      request than ``1 / t_p`` (xPyD prefill pools, and colocated prefill-priority steps);
+    * shared weight reads: in a colocated mixed step the weights are read once for the prefill
+      chunk and the decodes together, while the estimate counts ``m_p`` on top of ``m_d / B``;
+    * mean lengths: ``t_d`` is taken at the mean context and ``t_p`` averages over prompts, so a
+      skewed length distribution moves the true capacity either way;
+    * the decode batch is assumed full (``B``), the KV link is assumed free, and the scheduler's
+      step budget, queueing and preemption are left out (these lower the true capacity).
+
+    A goodput well above it (say > 1.1×) most likely comes from a run too short to reach steady
+    state (the queue never fills) or from batched prefill; treat such a number as suspect.
+    ``capacity_bound`` is the same function under its old name.
     """
     P = np.atleast_1d(np.asarray(prompt, dtype=np.float64))
     O = np.atleast_1d(np.asarray(output, dtype=np.float64))
@@ -319,13 +337,18 @@ def capacity_bound(candidate: Candidate, prompt, output) -> float:
     return min(c.n_prefill / float(np.mean(pre.time)), c.n_decode * B / (o * float(dec.time)))
 
 
+#: Old name of :func:`capacity_estimate`, kept so existing callers work (it was documented as an
+#: upper bound, which it is not; see :func:`capacity_estimate`).
+capacity_bound = capacity_estimate
+
+
 def rate_grid(candidate: Candidate, prompt, output, n_rates: int = 8,
               span: tuple[float, float] = (0.1, 1.5)) -> np.ndarray:
     """``n_rates`` unit rates (req/s) spaced geometrically from ``span[0]`` to ``span[1]`` times
-    :func:`capacity_bound` (default 0.1× … 1.5×: with 8 rates a step of ~1.47×)."""
+    :func:`capacity_estimate` (default 0.1× … 1.5×: with 8 rates a step of ~1.47×)."""
     if n_rates < 2 or not 0 < span[0] < span[1]:
         raise ValueError(f"need n_rates >= 2 and 0 < span[0] < span[1], got {n_rates!r}, {span!r}")
-    return capacity_bound(candidate, prompt, output) * np.geomspace(span[0], span[1], n_rates)
+    return capacity_estimate(candidate, prompt, output) * np.geomspace(span[0], span[1], n_rates)
 
 
 # ---------------------------------------------------------------- sweep
@@ -718,8 +741,15 @@ def phase_diagram(xs: Sequence, ys: Sequence, setup: Callable[[object, object], 
     already evaluated under that key (same name) is not simulated again (e.g. a colocated
     candidate across a link axis). Each cell is swept (:func:`sweep` with ``stop_slo`` = the cell's
     SLO, ``stop_below`` = ``target``, and ``sweep_kwargs``) and read off at ``target``. Columns:
-    ``x_name``, ``y_name``, per architecture ``best_<arch>`` (goodput per GPU, req/s/GPU) and
-    ``name_<arch>``, winner (as :func:`slo_map`), ratio (best disaggregated ÷ best colocated), slo.
+    ``x_name``, ``y_name``, per architecture ``best_<arch>`` (goodput per GPU, req/s/GPU),
+    ``name_<arch>`` (that unit), ``censored_<arch>`` (its :meth:`Sweep.goodput` censoring: "",
+    "below grid": goodput 0 because the lowest rate already misses, "above grid": the true goodput
+    is higher than the top rate), ``capacity_<arch>`` (its :func:`capacity_estimate` per GPU,
+    req/s/GPU, at the mean lengths of the cell's workload) and ``above_estimate_<arch>`` (True when
+    its goodput exceeds that estimate: a suspect cell, usually a run too short to reach steady
+    state; see :data:`DIAGRAM_REQUESTS`); winner (as :func:`slo_map`), ratio (best disaggregated ÷
+    best colocated), above_estimate (True when any architecture's best unit is above its
+    estimate), slo.
     """
     target = _check_target(target)
     cells = [(x, y) for y in ys for x in xs]
@@ -733,7 +763,10 @@ def phase_diagram(xs: Sequence, ys: Sequence, setup: Callable[[object, object], 
             kw = {"stop_slo": spec["slo"], "stop_below": target, "refine": spec["slo"], "target": target,
                   "refine_steps": 1, **sweep_kwargs}
             sw = sweep(todo, spec["workload"], **kw)
+            P, O = _lengths(_as_workload_fn(spec["workload"]))
             for c, (_, r) in zip(todo, sw.goodput(spec["slo"], target).iterrows()):
+                r = r.copy()
+                r["capacity"] = capacity_estimate(c, P, O)
                 cache[c.name, key] = r
         t = pd.DataFrame([cache[c.name, key] for c in spec["candidates"]])
         row = {x_name: x, y_name: y}
@@ -745,9 +778,13 @@ def phase_diagram(xs: Sequence, ys: Sequence, setup: Callable[[object, object], 
             b = ta.loc[ta.goodput_per_gpu.idxmax()]
             vals[a] = float(b.goodput_per_gpu)
             row[f"best_{a}"], row[f"name_{a}"] = vals[a], b["name"]
+            row[f"censored_{a}"] = b.censored
+            row[f"capacity_{a}"] = float(b.capacity) / int(b.n_gpus)
+            row[f"above_estimate_{a}"] = bool(float(b.goodput) > float(b.capacity))
         row["winner"] = _winner(vals, tie_within)
         col = vals.get("colocated", 0.0)
         row["ratio"] = _ratio(vals.get("disaggregated", math.nan), col)
+        row["above_estimate"] = any(row[f"above_estimate_{a}"] for a in vals)
         row["slo"] = dict(spec["slo"])
         rows.append(row)
         if bar is not None:
@@ -814,12 +851,26 @@ def _cell_candidates(model, gpu: str, tp: int, link: str, chunk: int, max_unit_i
     return cands
 
 
+#: Default requests per simulation of :func:`ratio_model_diagram` and :func:`prompt_link_diagram`.
+#: A run must span several request lifetimes for the queue and the decode batch to fill (steady
+#: state); near capacity a unit holds a full decode batch in flight (hundreds of requests for an 8B
+#: model), so short runs end before that and overstate goodput. Measured with the default
+#: ``ratio_model_diagram`` on Llama-3.1-8B (n_rates=4, span=(0.15, 1.5)): at 1024/1024 the 1P2D unit
+#: reads 9.42 req/s/GPU with 150 requests (28.3 req/s, 1.5× its :func:`capacity_estimate` of 18.8),
+#: 4.77 with 300 and 4.65 with 450, and the winner flips from the split (1.42×) to chunked prefill
+#: (0.74×, 0.72×); at 1920/128 the 2P1D unit is still above its estimate with 150 and 300 requests
+#: (ratio 1.01, 0.99) and below it with 450 (ratio 0.80), so the request count cannot shrink with
+#: the output. 450 is what a diagram cell affords on a 2-core CPU; some cells (the 70B model with
+#: 1,792-token outputs) still do not reach steady state: read the ``above_estimate`` column.
+DIAGRAM_REQUESTS = 450
+
+
 def ratio_model_diagram(models: Sequence[str] = ("Llama-3.1-8B", "Llama-3.1-70B"),
                         shapes: Sequence[tuple[int, int]] = ((1920, 128), (1024, 1024), (256, 1792)), *,
                         gpu: str = "H100-SXM", link: str = "IB-NDR-400G", chunk: int = 512,
                         max_unit_instances: int = 3, min_batch: int = 32, ttft_scale: float = 5.0,
-                        tpot_scale: float = 2.0, n: int = 150, seed: int = 0, progress: bool = False,
-                        **sweep_kwargs) -> pd.DataFrame:
+                        tpot_scale: float = 2.0, n: int = DIAGRAM_REQUESTS, seed: int = 0,
+                        progress: bool = False, **sweep_kwargs) -> pd.DataFrame:
     """Phase diagram over the prompt:output shape (x: ``"prompt/output"``) and the model (y).
 
     Each cell: Poisson requests of fixed ``(prompt, output)`` tokens on ``model`` at the smallest
@@ -827,8 +878,13 @@ def ratio_model_diagram(models: Sequence[str] = ("Llama-3.1-8B", "Llama-3.1-70B"
     ``tp``), SLO :func:`scaled_slo`. Two candidates per cell, each architecture at a sensible
     setting: colocated chunked prefill (``chunk`` tokens per step; chapter 04's best colocated
     scheduler under a TPOT target) and the xPyD of :func:`pool_ratio` (≤ ``max_unit_instances``
-    instances, KV over ``link``). Extra columns: prompt, output, ratio_po (prompt ÷ output), tp.
-    ``n`` requests per simulation; ``sweep_kwargs`` go to :func:`sweep` (e.g. ``n_rates``)."""
+    instances, KV over ``link``). Extra columns: prompt, output, ratio_po (prompt ÷ output), tp,
+    n (requests per simulation), and :func:`phase_diagram`'s censored / capacity / above_estimate
+    columns. ``n`` requests per simulation (default :data:`DIAGRAM_REQUESTS`: fewer do not reach
+    steady state); ``sweep_kwargs`` go to :func:`sweep` (e.g. ``n_rates``)."""
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n (requests per simulation) must be a positive integer, got {n!r}")
+    n_of = {f"{p}/{o}": int(n) for p, o in shapes}
     spec = {f"{p}/{o}": (p, o) for p, o in shapes}
     tps = {(m, s): _min_tp(m, gpu, min_batch * sum(spec[s])) for m in models for s in spec}
 
@@ -837,7 +893,7 @@ def ratio_model_diagram(models: Sequence[str] = ("Llama-3.1-8B", "Llama-3.1-70B"
         tp = tps[model, shape]
         slo = scaled_slo(model, gpu, p, o, tp, ttft_scale=ttft_scale, tpot_scale=tpot_scale)
         return {"candidates": _cell_candidates(model, gpu, tp, link, chunk, max_unit_instances, p, o, slo),
-                "workload": lambda rate: wl.poisson(rate=rate, n=n, prompt=p, output=o, seed=seed),
+                "workload": lambda rate: wl.poisson(rate=rate, n=n_of[shape], prompt=p, output=o, seed=seed),
                 "slo": slo}
 
     df = phase_diagram(list(spec), list(models), setup, x_name="shape", y_name="model",
@@ -846,6 +902,7 @@ def ratio_model_diagram(models: Sequence[str] = ("Llama-3.1-8B", "Llama-3.1-70B"
     df.insert(3, "output", [spec[s][1] for s in df["shape"]])
     df.insert(4, "ratio_po", df.prompt / df.output)
     df.insert(5, "tp", [tps[m, s] for m, s in zip(df.model, df["shape"])])
+    df.insert(6, "n", [n_of[s] for s in df["shape"]])
     return df
 
 
@@ -853,12 +910,18 @@ def prompt_link_diagram(model: str = "Llama-2-7B", prompts: Sequence[int] = (512
                         links: Sequence[str] = ("100GbE", "IB-NDR-400G", "NVLink4"), *,
                         output: int = 128, gpu: str = "H100-SXM", chunk: int = 512,
                         max_unit_instances: int = 3, ttft_scale: float = 5.0, tpot_scale: float = 2.0,
-                        n: int = 150, seed: int = 0, progress: bool = False, **sweep_kwargs) -> pd.DataFrame:
+                        n: int = DIAGRAM_REQUESTS, seed: int = 0, progress: bool = False,
+                        **sweep_kwargs) -> pd.DataFrame:
     """Phase diagram over the prompt length (x, tokens) and the KV link (y): Poisson requests of
     ``prompt`` + ``output`` tokens on ``model`` (tp 1 on ``gpu``), SLO :func:`scaled_slo`; the
     colocated candidate (chunked prefill) does not use the link and is simulated once per prompt;
     the xPyD of :func:`pool_ratio` sends the KV over each link, layer by layer, TTFT counting the
-    transfer (token 1 reaches the client with the KV). Extra column: link_gbps (Gb/s)."""
+    transfer (token 1 reaches the client with the KV). ``n`` requests per simulation (default
+    :data:`DIAGRAM_REQUESTS`; with the default 128-token outputs 150 give ratios within 0.02 of
+    450's). Extra columns: link_gbps (Gb/s), and :func:`phase_diagram`'s censored / capacity /
+    above_estimate columns."""
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n (requests per simulation) must be a positive integer, got {n!r}")
     def setup(prompt, link):
         slo = scaled_slo(model, gpu, prompt, output, 1, ttft_scale=ttft_scale, tpot_scale=tpot_scale)
         return {"candidates": _cell_candidates(model, gpu, 1, link, chunk, max_unit_instances, prompt,
@@ -876,23 +939,41 @@ def prompt_link_diagram(model: str = "Llama-2-7B", prompts: Sequence[int] = (512
 def burstiness_sweep(candidates: Sequence[Candidate], per_gpu_rate: float,
                      cvs: Sequence[float] = (1.0, 2.0, 4.0, 8.0), *, n: int = 400,
                      prompt: int | wl.LengthDist = 1024, output: int | wl.LengthDist = 128, seed: int = 0,
-                     progress: bool = False) -> pd.DataFrame:
+                     n_seeds: int = 3, progress: bool = False) -> pd.DataFrame:
     """TPOT and token-gap inflation under bursty arrivals (the DistServe retrospective's claim
     that one large prefill inflates TPOT 2–30× even with chunked prefill).
 
     Each candidate serves ``n`` requests with Gamma inter-arrival gaps of coefficient of variation
     ``cv`` (:func:`pdlib.workload.gamma`; cv = 1 is Poisson, larger is burstier) at the same mean
-    load, ``per_gpu_rate`` × its GPUs (req/s). Baseline: ``decode_step_s``, one decode step of a
-    lone request at context prompt + output/2 (mean lengths) on the decode GPU — the TPOT with no
-    batching and no interference. Columns: name, arch, cv, rate, tpot_p50, tpot_p90, tpot_p99,
-    tbt_p99 (P99 over all token gaps), max_tbt_p99 (P99 of each request's largest gap), seconds;
-    ``*_inflation`` = each of tpot_p50, tpot_p99, tbt_p99, max_tbt_p99 ÷ decode_step_s; finished
-    (fraction)."""
+    load, ``per_gpu_rate`` × its GPUs (req/s), once per seed ``seed, seed + 1, …, seed + n_seeds − 1``;
+    the percentiles pool the requests (and token gaps) of all seeds.
+
+    **What n means for a bursty run.** Gamma gaps of shape ``1/cv²`` put most arrivals in a few
+    clumps separated by long idle gaps: at cv 9 a run of a few hundred requests holds only a
+    handful of bursts, so its tail (P99 TPOT, above all with prefill priority, where one burst of
+    prompts stalls every decode) is decided by how big those few bursts happen to be, and one seed
+    can differ from the next several-fold. Column ``bursts`` counts them: the arrival clusters,
+    a new one starting at every gap longer than the mean gap ``1 / rate`` (summed over seeds; about
+    ``0.37 · n`` per seed for Poisson, far fewer for cv ≫ 1). Trust a tail only when ``bursts`` is
+    in the tens or more; raise ``n`` or ``n_seeds`` otherwise. Measured on chapter 08's
+    prefill-priority tp4 unit at cv 9 and 300 requests, P99 TPOT ÷ a lone decode step: one seed at a
+    time 14–83 over seeds 0–5 (12–14 bursts each); 3 seeds pooled 21–47 over six disjoint triples;
+    8 seeds pooled 30–36 over three disjoint octets. Each extra seed costs one more simulation per
+    cell; the default of 3 keeps chapter 08's cell at a few seconds.
+
+    Baseline: ``decode_step_s``, one decode step of a lone request at context prompt + output/2
+    (mean lengths) on the decode GPU — the TPOT with no batching and no interference. Columns:
+    name, arch, cv, rate, n_seeds, n_requests (n × n_seeds), bursts, decode_step_s, tpot_p50,
+    tpot_p90, tpot_p99, tbt_p99 (P99 over all token gaps), max_tbt_p99 (P99 of each request's
+    largest gap), ttft_p90 (seconds); ``*_inflation`` = each of tpot_p50, tpot_p99, tbt_p99,
+    max_tbt_p99 ÷ decode_step_s; finished (fraction)."""
     cands = list(candidates)
     if not cands:
         raise ValueError("no candidates: pass at least one Candidate")
     if not per_gpu_rate > 0:
         raise ValueError(f"per_gpu_rate must be > 0 req/s per GPU, got {per_gpu_rate!r}")
+    if not isinstance(n_seeds, (int, np.integer)) or n_seeds < 1:
+        raise ValueError(f"n_seeds must be a positive integer, got {n_seeds!r}")
     rows = []
     bar = _progress(len(cands) * len(cvs), progress, "burstiness (Gamma cv)")
     for c in cands:
@@ -900,18 +981,28 @@ def burstiness_sweep(candidates: Sequence[Candidate], per_gpu_rate: float,
         dec_cm = cl.cost if c.arch == "colocated" else cl.decode_cost
         for cv in cvs:
             rate = per_gpu_rate * c.n_gpus
-            w = wl.gamma(rate=rate, n=n, cv=cv, prompt=prompt, output=output, seed=seed)
-            res = sim.simulate(c.cluster(), w)
-            df = res.requests
-            fin = df[df.status == "finished"]
-            base = float(dec_cm.decode(1, float(np.mean(w.prompt) + np.mean(w.output) / 2)).time)
+            fins, tbts, n_all, bursts, P, O = [], [], 0, 0, [], []
+            for s in range(seed, seed + int(n_seeds)):
+                w = wl.gamma(rate=rate, n=n, cv=cv, prompt=prompt, output=output, seed=s)
+                res = sim.simulate(c.cluster(), w)
+                df = res.requests
+                fins.append(df[df.status == "finished"])
+                tbts.append(np.asarray(res.tbt, dtype=np.float64))
+                n_all += len(df)
+                bursts += 1 + int(np.sum(np.diff(np.asarray(w.arrival)) > 1.0 / rate))
+                P.append(np.asarray(w.prompt, dtype=np.float64))
+                O.append(np.asarray(w.output, dtype=np.float64))
+            fin = pd.concat(fins, ignore_index=True)
+            P, O = np.concatenate(P), np.concatenate(O)
+            base = float(dec_cm.decode(1, float(np.mean(P) + np.mean(O) / 2)).time)
             tp = fin.tpot.dropna().to_numpy()
-            tbt = res.tbt
-            row = {"name": c.name, "arch": c.arch, "cv": float(cv), "rate": rate, "decode_step_s": base,
+            tbt = np.concatenate(tbts)
+            row = {"name": c.name, "arch": c.arch, "cv": float(cv), "rate": rate, "n_seeds": int(n_seeds),
+                   "n_requests": n_all, "bursts": bursts, "decode_step_s": base,
                    "tpot_p50": float(np.percentile(tp, 50)), "tpot_p90": float(np.percentile(tp, 90)),
                    "tpot_p99": float(np.percentile(tp, 99)), "tbt_p99": float(np.percentile(tbt, 99)),
                    "max_tbt_p99": float(np.percentile(fin.max_tbt.dropna(), 99)),
-                   "ttft_p90": float(np.percentile(fin.ttft, 90)), "finished": float(len(fin) / len(df))}
+                   "ttft_p90": float(np.percentile(fin.ttft, 90)), "finished": float(len(fin) / n_all)}
             for k in ("tpot_p50", "tpot_p99", "tbt_p99", "max_tbt_p99"):
                 row[f"{k}_inflation"] = row[k] / base
             rows.append(row)
@@ -981,7 +1072,7 @@ def head_to_head_sweep(candidates: Sequence[Candidate] | None = None, n: int = 3
                        progress: bool = False) -> Sweep:
     """Chapter 08's sweep: :func:`head_to_head_candidates` (or ``candidates``) on
     :func:`head_to_head_workload` (``n`` requests), five rates per unit from 0.15× to 1.5× its
-    :func:`capacity_bound`, stopping where even TTFT ≤ 8 s and TPOT ≤ 150 ms fail half the
+    :func:`capacity_estimate`, stopping where even TTFT ≤ 8 s and TPOT ≤ 150 ms fail half the
     requests, plus two bisection steps around the crossing of the chapter's SLO."""
     cands = head_to_head_candidates() if candidates is None else list(candidates)
     return sweep(cands, head_to_head_workload(n), n_rates=5, span=(0.15, 1.5),

@@ -267,3 +267,98 @@ def test_conditional_candidates_follow_the_simulator():
     assert [x.params["local_prefill"] for x in c] == [256, 1024]
     assert c[0].cluster().local_prefill == 256 and "local≤256" in c[0].name
     assert isinstance(pd.DataFrame([{"n": x.n_gpus} for x in c]), pd.DataFrame)
+
+
+# ---------------------------------------------------------------- capacity estimate, suspect cells
+def test_capacity_estimate_matches_a_hand_computation():
+    from pdlib import CostModel, models
+    assert planner.capacity_bound is planner.capacity_estimate           # old name kept for callers
+    cm = CostModel(models.get("Llama-3.1-8B"), H100, tp=1)
+    P, O = 1024, 128
+    B = min(256, cm.kv_capacity_tokens // (P + O))                      # decode batch the KV holds
+    assert B == 256                                                       # 8B on 80 GB: max_batch binds
+    t_p = float(cm.prefill(P).time)                                       # one prompt alone, seconds
+    t_d = float(cm.decode(B, P + O / 2).time)                             # one full decode step
+    # 2P1D: the slower pool, min(2 / t_p, 1 · B / ((O − 1) · t_d))
+    (dis,) = planner.disaggregated_candidates("Llama-3.1-8B", max_unit_gpus=3, ratios=((2, 1),))
+    hand = min(2 / t_p, B / ((O - 1) * t_d))
+    assert planner.capacity_estimate(dis, P, O) == pytest.approx(hand, rel=1e-9)
+    # colocated: compute and memory roofs add up separately over one prompt and its O − 1 decodes
+    (col,) = planner.colocated_candidates("Llama-3.1-8B", tps=(1,), schedulers=("chunked",), chunk_sizes=(512,))
+    pre, dec = cm.prefill(P), cm.decode(B, P + O / 2)
+    compute = float(pre.compute_time) + (O - 1) * float(dec.compute_time) / B
+    memory = float(pre.memory_time) + (O - 1) * float(dec.memory_time) / B
+    assert planner.capacity_estimate(col, P, O) == pytest.approx(1 / max(compute, memory), rel=1e-9)
+    # a roofline number of the right size: an 8B model on one H100 serves a few to tens of req/s
+    assert 5 < planner.capacity_estimate(col, P, O) < 100
+
+
+def _diagram(setup_kwargs, **sweep_kwargs):
+    """A one-cell phase diagram of one colocated Llama-3.1-8B unit (chunked-512, tp 1)."""
+    (col,) = planner.colocated_candidates("Llama-3.1-8B", tps=(1,), schedulers=("chunked",), chunk_sizes=(512,))
+    n, prompt, output, slo = (setup_kwargs[k] for k in ("n", "prompt", "output", "slo"))
+
+    def setup(x, y):
+        return {"candidates": [col], "slo": slo,
+                "workload": lambda r: workload.poisson(rate=r, n=n, prompt=prompt, output=output, seed=0)}
+
+    df = planner.phase_diagram([prompt], [output], setup, x_name="prompt", y_name="output", **sweep_kwargs)
+    est = planner.capacity_estimate(col, prompt, output)
+    return df.iloc[0], est
+
+
+def test_phase_diagram_carries_censoring_and_flags_goodput_above_the_estimate():
+    loose = {"ttft": 100.0, "tpot": 1.0}
+    # a short run (20 requests of 1,024 output tokens) at up to 3× the estimate: all 20 fit in one
+    # decode batch, every request meets the loose SLO, so the "goodput" is the top grid rate —
+    # 3× the unit's roofline throughput. The flag must be set (and the cell is "above grid").
+    row, est = _diagram({"n": 20, "prompt": 128, "output": 1024, "slo": loose}, n_rates=2, span=(1.5, 3.0))
+    assert row.censored_colocated == "above grid"
+    assert row.best_colocated == pytest.approx(3.0 * est)                 # 1 GPU: per GPU = per unit
+    assert row.capacity_colocated == pytest.approx(est)
+    assert row.above_estimate_colocated and row.above_estimate
+    # a grid that stops at half the estimate can never be flagged, whatever the run length
+    row, est = _diagram({"n": 40, "prompt": 512, "output": 16, "slo": loose}, n_rates=2, span=(0.1, 0.5))
+    assert row.censored_colocated == "above grid" and row.best_colocated == pytest.approx(0.5 * est)
+    assert not row.above_estimate_colocated and not row.above_estimate
+    # an impossible SLO: goodput 0, "below grid", not flagged
+    row, _ = _diagram({"n": 40, "prompt": 512, "output": 16, "slo": {"ttft": 1e-6}}, n_rates=2)
+    assert row.best_colocated == 0 and row.censored_colocated == "below grid"
+    assert not row.above_estimate_colocated
+    # a crossing inside the grid: censored is ""
+    row, _ = _diagram({"n": 60, "prompt": 512, "output": 16, "slo": {"ttft": 0.2, "tpot": 0.02}}, n_rates=6,
+                      span=(0.1, 3.0))
+    assert row.censored_colocated == "" and row.best_colocated > 0
+
+
+def test_diagram_default_request_count_and_columns():
+    import inspect
+    assert planner.DIAGRAM_REQUESTS == 450
+    for f in (planner.ratio_model_diagram, planner.prompt_link_diagram):
+        assert inspect.signature(f).parameters["n"].default == planner.DIAGRAM_REQUESTS
+    with pytest.raises(ValueError, match="requests per simulation"):
+        planner.prompt_link_diagram(n=0)
+    pm = planner.ratio_model_diagram(models=("Llama-3.1-8B",), shapes=((512, 16),), n=120, n_rates=2,
+                                     span=(0.1, 0.5))
+    assert pm.n.iloc[0] == 120
+    for a in ("colocated", "disaggregated"):
+        assert {f"censored_{a}", f"capacity_{a}", f"above_estimate_{a}"} <= set(pm.columns)
+        assert pm[f"censored_{a}"].iloc[0] == "above grid"               # the grid ends at half the estimate
+    assert not pm.above_estimate.iloc[0]
+
+
+def test_burstiness_pools_seeds_and_counts_bursts():
+    cands = planner.colocated_candidates("Llama-3.1-8B", tps=(1,), schedulers=("continuous",))
+    one = planner.burstiness_sweep(cands, 2.0, cvs=(1.0, 9.0), n=60, prompt=512, output=16, n_seeds=1)
+    three = planner.burstiness_sweep(cands, 2.0, cvs=(1.0, 9.0), n=60, prompt=512, output=16, n_seeds=3)
+    assert list(one.n_requests) == [60, 60] and list(three.n_requests) == [180, 180]
+    # seed 0 alone equals the first of the three seeds' workloads: bursts add up over seeds
+    arr = [np.asarray(workload.gamma(rate=2.0, n=60, cv=cv, prompt=512, output=16, seed=s).arrival)
+           for cv in (1.0, 9.0) for s in range(3)]
+    bursts = [1 + int(np.sum(np.diff(a) > 1 / 2.0)) for a in arr]
+    assert list(three.bursts) == [sum(bursts[:3]), sum(bursts[3:])]
+    assert list(one.bursts) == [bursts[0], bursts[3]]
+    # cv 9 packs the same requests into far fewer bursts than Poisson
+    assert three.bursts.iloc[1] < three.bursts.iloc[0] / 3
+    with pytest.raises(ValueError, match="n_seeds"):
+        planner.burstiness_sweep(cands, 2.0, n_seeds=0)
