@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from . import progress as _progress
 from . import sim
 from .cost import CostModel
 
@@ -137,13 +138,6 @@ def largest_chunk_within(cm: CostModel, step_time: float, decode_batch: int = 0,
     return lo
 
 
-def _progress(items: list, progress: bool, desc: str):
-    if not progress:
-        return items
-    from tqdm.auto import tqdm
-    return tqdm(items, desc=desc, leave=False)
-
-
 def chunk_sweep(model: str, gpu: str, workload, chunks: Sequence[int] = (128, 256, 512, 1024, 2048, 4096),
                 *, tp: int = 1, baseline: bool = True, progress: bool = False) -> pd.DataFrame:
     """Simulate ``workload`` on one colocated instance with the chunked scheduler for each chunk
@@ -152,7 +146,7 @@ def chunk_sweep(model: str, gpu: str, workload, chunks: Sequence[int] = (128, 25
     tbt_p99 (over all token gaps), tpot_p90 (seconds), throughput_rps (req/s), preemptions."""
     runs = ([("continuous", None)] if baseline else []) + [("chunked", int(c)) for c in chunks]
     rows = []
-    for sched, c in _progress(runs, progress, "chunk sizes"):
+    for sched, c in _progress.over(runs, progress, "chunk sizes"):
         cluster = sim.colocated(model=model, gpu=gpu, tp=tp, scheduler=sched, chunk_size=c)
         s = sim.simulate(cluster, workload).summary()
         rows.append({"scheduler": sched, "chunk": np.nan if c is None else c,
@@ -181,7 +175,7 @@ def tbt_capacity(model: str, gpu: str, workload_fn: Callable[[float], object],
     jobs = [(name, t, sched, c if sched == "chunked" else None)
             for name, (t, c) in slos.items() for sched in ("continuous", "chunked")]
     rows = []
-    for name, t, sched, c in _progress(jobs, progress, "capacity searches"):
+    for name, t, sched, c in _progress.over(jobs, progress, "capacity searches"):
         def make(sched=sched, c=c):
             return sim.colocated(model=model, gpu=gpu, scheduler=sched, chunk_size=c)
         g = sim.goodput(make, workload_fn, dict(p99_tbt=t, ttft=ttft), target=target, lo=lo, hi=hi, tol=tol)

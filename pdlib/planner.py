@@ -63,6 +63,7 @@ import pandas as pd
 
 from . import hardware as hw
 from . import models as mdl
+from . import progress as _progress
 from . import sim
 from . import workload as wl
 from .cost import CostModel
@@ -454,13 +455,6 @@ def _params_str(c: Candidate) -> str:
     return ", ".join(f"{k}={v}" for k, v in c.params.items() if k not in skip and v is not None)
 
 
-def _progress(total: int, progress: bool, desc: str):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, leave=False)
-
-
 def _as_workload_fn(workload) -> Callable[[float], object]:
     if callable(workload):
         return workload
@@ -521,7 +515,7 @@ def sweep(candidates: Sequence[Candidate], workload, rates: str | Sequence[float
             raise ValueError(f"rates must be >= 2 increasing positive req/s per GPU, got {rates!r}")
         grids = [per_gpu * c.n_gpus for c in cands]
     extra = len(refine_slos) * refine_steps
-    bar = _progress(sum(len(g) + extra for g in grids), progress, desc)
+    bar = _progress.counter(sum(len(g) + extra for g in grids), progress, desc)
     all_rates, all_data, name = [], [], ""
     for c, grid in zip(cands, grids):
         cols: dict[str, list] = {m: [] for m in (*METRICS, "finished")}
@@ -754,7 +748,7 @@ def phase_diagram(xs: Sequence, ys: Sequence, setup: Callable[[object, object], 
     target = _check_target(target)
     cells = [(x, y) for y in ys for x in xs]
     rows, cache = [], {}
-    bar = _progress(len(cells), progress, desc)
+    bar = _progress.counter(len(cells), progress, desc)
     for x, y in cells:
         spec = setup(x, y)
         key = spec.get("key", (x, y))
@@ -975,7 +969,7 @@ def burstiness_sweep(candidates: Sequence[Candidate], per_gpu_rate: float,
     if not isinstance(n_seeds, (int, np.integer)) or n_seeds < 1:
         raise ValueError(f"n_seeds must be a positive integer, got {n_seeds!r}")
     rows = []
-    bar = _progress(len(cands) * len(cvs), progress, "burstiness (Gamma cv)")
+    bar = _progress.counter(len(cands) * len(cvs), progress, "burstiness (Gamma cv)")
     for c in cands:
         cl = c.cluster()
         dec_cm = cl.cost if c.arch == "colocated" else cl.decode_cost

@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import hardware as hw
 from . import models as mdl
+from . import progress as _progress
 from . import sim
 from .cost import CostModel
 # deployment arithmetic lives in the planner (sim → planner → reproduce); re-exported here
@@ -113,13 +114,6 @@ def _poisson(prompt: int, output: int, n: int, seed: int) -> Callable[[float], o
     return lambda rate: workload.poisson(rate=rate, n=n, prompt=prompt, output=output, seed=seed)
 
 
-def _progress(items: list, progress: bool, desc: str):
-    if not progress:
-        return items
-    from tqdm.auto import tqdm
-    return tqdm(items, desc=desc, leave=False)
-
-
 def xpyd_goodput(n_prefill: int, n_decode: int, *, model: str = "OPT-13B",
                  prefill_gpu: str = "A100-80GB", decode_gpu: str = "A100-80GB",
                  link: str = "NVLink3", prompt: int = 512, output: int = 64,
@@ -144,7 +138,7 @@ def xpyd_search(configs: Iterable[tuple[int, int]], *, progress: bool = False, *
     per_gpu (req/s/GPU), usd_per_hour (when both GPUs are priced), best (highest per_gpu)."""
     configs = list(configs)
     rows = []
-    for p, d in _progress(configs, progress, "xPyD configs"):
+    for p, d in _progress.over(configs, progress, "xPyD configs"):
         g = xpyd_goodput(p, d, **kwargs)
         rows.append({"config": config_name(p, d), "n_prefill": p, "n_decode": d, "n_gpus": p + d,
                      "rate": g.rate, "per_gpu": g.per_gpu})
@@ -186,7 +180,7 @@ def distserve_example(n: int = 1000, seed: int = 0, progress: bool = False, *,
                   cost_kwargs=cost_kwargs)
     kw = dict(common, prompt=512, output=64)
     steps = ["colocated", "prefill-only", "decode-only", "xPyD search"]
-    bar = _progress(steps, progress, "DistServe example")
+    bar = _progress.over(steps, progress, "DistServe example")
     out: dict = {}
     for step in bar:
         if step == "colocated":
@@ -218,7 +212,7 @@ def pd_ratio_sweep(shapes: Sequence[tuple[int, int]] = ((512, 64), (2048, 64), (
     per_gpu, pd_ratio (n_prefill / n_decode), best (highest per_gpu within the shape).
     """
     frames = []
-    for prompt, output in _progress(list(shapes), progress, "prompt/output shapes"):
+    for prompt, output in _progress.over(list(shapes), progress, "prompt/output shapes"):
         s = slo(prompt, output) if callable(slo) else (slo or DISTSERVE_SLO)
         df = xpyd_search(xpyd_configs(max_gpus), prompt=prompt, output=output, slo=s, **kwargs)
         df.insert(0, "shape", f"{prompt}/{output}")
@@ -245,7 +239,7 @@ def pool_growth(rate: float, *, prompt: int = 512, output: int = 64, max_prefill
     wl = _poisson(prompt, output, n, seed)(rate)
     grid = [(p, d) for p in range(1, max_prefill + 1) for d in range(1, max_decode + 1)]
     rows = []
-    for p, d in _progress(grid, progress, "pool sizes"):
+    for p, d in _progress.over(grid, progress, "pool sizes"):
         c = sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=link,
                               n_prefill=p, n_decode=d)
         r = sim.simulate(c, wl)
@@ -297,7 +291,7 @@ def decode_hardware(pairs: Sequence[tuple[str, str]] = (("A100-80GB", "A100-80GB
     catalog's rough rental prices: use the ratios, not the dollars.
     """
     rows = []
-    for pg, dg in _progress(list(pairs), progress, "hardware pairs"):
+    for pg, dg in _progress.over(list(pairs), progress, "hardware pairs"):
         df = xpyd_search(xpyd_configs(max_gpus), prefill_gpu=pg, decode_gpu=dg, link=link,
                          output=output, **kwargs)
         df["req_per_usd"] = 3600.0 * df.rate / df.usd_per_hour
@@ -445,7 +439,7 @@ def distserve_slo_scale(rate_per_gpu: float = 6.0, *, scales: Sequence[float] | 
     grid = np.round(np.linspace(0.4, 2.0, 17), 3) if scales is None else np.asarray(scales, float)
     wl = _poisson(prompt, output, n, seed)
     rows, need = [], {}
-    for p, d in _progress(xpyd_configs(max_gpus), progress, "xPyD at fixed load"):
+    for p, d in _progress.over(xpyd_configs(max_gpus), progress, "xPyD at fixed load"):
         c = sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=link, n_prefill=p,
                               n_decode=d)
         need[p, d] = _required_scale(sim.simulate(c, wl(rate_per_gpu * (p + d))).requests, s)
@@ -540,7 +534,7 @@ def sarathi_capacity(*, workload: str = "arxiv-summarization", model: str = "Mis
     cases = [(name, t, sched, budgets[name] if sched == "chunked" else None)
              for name, t in levels.items() for sched in ("continuous", "chunked")]
     rows = []
-    for name, target, sched, budget in _progress(cases, progress, "Sarathi-Serve capacity"):
+    for name, target, sched, budget in _progress.over(cases, progress, "Sarathi-Serve capacity"):
         pr = probe(sched, budget)
         cap = _max_rate(lambda r: _sarathi_ok(pr(r), target, max_median_delay), lo, hi, tol)
         res = pr(cap) if cap > 0 else None
@@ -624,7 +618,7 @@ def mooncake_bandwidth_knee(bandwidths_gbps: Sequence[float] = (24, 32, 48, 64, 
     offered = rate / n_prefill * float(w.prompt.mean()) * kv_tok * 8 / 1e9       # Gb/s per node
     rows = []
     cases = [(t, b) for t in transfers for b in bws]
-    for t, b in _progress(cases, progress, "bandwidths"):
+    for t, b in _progress.over(cases, progress, "bandwidths"):
         c = sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=gbps_link(b),
                               n_prefill=n_prefill, n_decode=n_decode, prefill_tp=tp, decode_tp=tp,
                               transfer=t, first_token=first_token)
@@ -688,7 +682,7 @@ def mooncake_pd_ratio(n_nodes: int = 8, *, tbt_slos: Sequence[float] = MOONCAKE_
 
     w = wl(rate)
     rows = []
-    for p in _progress(list(range(1, n_nodes)), progress, "P:D splits"):
+    for p in _progress.over(list(range(1, n_nodes)), progress, "P:D splits"):
         d = n_nodes - p
         c = sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=link, n_prefill=p,
                               n_decode=d, prefill_tp=tp, decode_tp=tp)
@@ -756,7 +750,7 @@ def splitwise_cost(*, workload: str = "azure-conv", model: str = "Llama-2-70B", 
                                                          ("split H100→A100", "H100-SXM", "A100-80GB"))
              for c in configs]
     rows = []
-    for design, pg, dg, c in _progress(jobs, progress, "Splitwise designs"):
+    for design, pg, dg, c in _progress.over(jobs, progress, "Splitwise designs"):
         if c is None:
             make = (lambda g=pg: sim.colocated(model=model, gpu=g, tp=tp, instances=m,
                                                router="least_loaded"))

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import hardware as hw
 from . import models as mdl
+from . import progress as _progress
 from .cost import CostModel, kv_emission_rate, kv_transfer_time
 
 __all__ = [
@@ -774,13 +775,6 @@ def hybrid_designs(model: str = "Llama-3.1-8B", gpu: str = "A100-80GB", link: st
     }
 
 
-def _progress(items: list, progress: bool, desc: str):
-    if not progress:
-        return items
-    from tqdm.auto import tqdm
-    return tqdm(items, desc=desc, leave=False)
-
-
 def hybrid_table(model: str = "Llama-3.1-8B", gpu: str = "A100-80GB", link: str = "IB-NDR-400G", *,
                  slos: dict[str, dict[str, float]] | None = None, n_prefill: int = 2,
                  n_decode: int = 1, local_prefill: int = 1024, chunk: int = 512, n: int = 300,
@@ -808,7 +802,7 @@ def hybrid_table(model: str = "Llama-3.1-8B", gpu: str = "A100-80GB", link: str 
     short = float(np.mean((w.prompt - w.cached) <= local_prefill))
     jobs = [(s, d) for s in slos for d in designs]
     rows = []
-    for sname, dname in _progress(jobs, progress, "hybrid goodput searches"):
+    for sname, dname in _progress.over(jobs, progress, "hybrid goodput searches"):
         arch, make = designs[dname]
         g = sim.goodput(make, wf, slos[sname], lo=0.1 * n_gpus, hi=16.0 * n_gpus, tol=tol)
         rows.append({"slo": sname, **slos[sname], "design": dname, "arch": arch, "n_gpus": n_gpus,
@@ -866,7 +860,7 @@ def prefix_cache_table(rate: float, model: str = "Llama-3.1-8B", gpu: str = "A10
             lambda p=p, d=d: sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu,
                                                link=link, n_prefill=p, n_decode=d))
     rows = []
-    for f in _progress(list(fractions), progress, "cached fractions"):
+    for f in _progress.over(list(fractions), progress, "cached fractions"):
         if not 0 <= f <= 1:
             raise ValueError(f"fractions must be in [0, 1], got {f!r}")
         w = trace_workload(rate, n, seed, f)
