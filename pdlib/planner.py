@@ -53,7 +53,6 @@ catalog's rough rental prices (:attr:`pdlib.hardware.GPU.price_per_hour`): read 
 """
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
@@ -69,7 +68,7 @@ from . import workload as wl
 from .cost import CostModel
 
 __all__ = ["ARCHS", "METRICS", "Candidate", "colocated_candidates", "disaggregated_candidates",
-           "conditional_candidates", "conditional_available", "capacity_estimate", "capacity_bound",
+           "conditional_candidates", "capacity_estimate", "capacity_bound",
            "rate_grid", "DIAGRAM_REQUESTS",
            "Sweep", "sweep", "Plan", "plan", "slo_map", "phase_diagram", "ratio_model_diagram",
            "prompt_link_diagram", "scaled_slo", "pool_ratio", "burstiness_sweep", "cost_table",
@@ -260,12 +259,6 @@ def disaggregated_candidates(model, *, prefill_gpus: Sequence[str] = ("H100-SXM"
     return out
 
 
-def conditional_available() -> bool:
-    """True when :func:`pdlib.sim.disaggregated` takes ``local_prefill`` (conditional
-    disaggregation in the simulator)."""
-    return "local_prefill" in inspect.signature(sim.disaggregated).parameters
-
-
 def conditional_candidates(model, *, local_prefill: Sequence[int] = (512,), decode_chunk: int = 512,
                            **kwargs) -> list[Candidate]:
     """Conditional-disaggregation units (NVIDIA Dynamo's "prefill locally when short"): like
@@ -273,9 +266,6 @@ def conditional_candidates(model, *, local_prefill: Sequence[int] = (512,), deco
     (tokens of prefill work) a request whose prefill work is at most the threshold is prefilled on
     its decode instance, which then runs chunked steps of ``decode_chunk`` tokens; longer prompts go
     to the prefill pool. Architecture "conditional"."""
-    if not conditional_available():
-        raise NotImplementedError("this pdlib.sim.disaggregated has no local_prefill parameter: "
-                                  "conditional disaggregation is not in the simulator yet")
     out = []
     for t in _check_ints("local_prefill", local_prefill):
         out += disaggregated_candidates(model, _arch="conditional", _tag=f" local≤{t}",
@@ -1049,7 +1039,7 @@ def head_to_head_candidates(model: str = HEAD_TO_HEAD["model"], gpu: str = HEAD_
         c += disaggregated_candidates(model, prefill_gpus=(gpu,), decode_gpus=(gpu,), links=(link,),
                                       prefill_tps=(4,), decode_tps=(decode_tp,), ratios=ratios,
                                       max_unit_gpus=16)
-    if conditional and conditional_available():
+    if conditional:
         c += conditional_candidates(model, prefill_gpus=(gpu,), decode_gpus=(gpu,), links=(link,),
                                     prefill_tps=(4,), decode_tps=(4,), ratios=((1, 1),),
                                     max_unit_gpus=8, local_prefill=(1024,))

@@ -258,10 +258,6 @@ def test_phase_diagram_reuses_link_independent_units():
 
 
 def test_conditional_candidates_follow_the_simulator():
-    if not planner.conditional_available():
-        with pytest.raises(NotImplementedError):
-            planner.conditional_candidates("Llama-3.1-8B")
-        return
     c = planner.conditional_candidates("Llama-3.1-8B", max_unit_gpus=2, local_prefill=(256, 1024))
     assert [x.arch for x in c] == ["conditional"] * 2
     assert [x.params["local_prefill"] for x in c] == [256, 1024]

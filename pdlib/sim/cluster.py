@@ -214,6 +214,22 @@ def _least_loaded(insts: list[Instance]) -> Instance:
     return min(insts, key=lambda i: (i.load, i.idx))
 
 
+def _queue_prefill(run: Runtime, r: int, inst: Instance, site: str, holder: str, now: float) -> bool:
+    """Route request r to ``inst`` for its prefill (``site``: the role recorded in
+    ``prefill_site``), or reject it when its whole KV (prompt + output tokens) can never fit there;
+    ``holder`` names who lacks the room in that reason. True when queued."""
+    q = run.reqs
+    q.instance[r] = inst.idx
+    need = q.prompt[r] + q.output[r]
+    if not inst.fits_ever(need):
+        run.reject(r, f"needs KV for {need} tokens (prompt+output); {holder} {inst.pool.capacity_tokens}")
+        return False
+    q.site[r] = site
+    inst.waiting.append(r)
+    run.wake(inst, now)
+    return True
+
+
 class _ColocatedRun(Runtime):
     def __init__(self, reqs, insts, router, seed):
         super().__init__(reqs, insts)
@@ -222,7 +238,6 @@ class _ColocatedRun(Runtime):
         self.rr = 0
 
     def on_arrival(self, r: int, now: float) -> None:
-        q = self.reqs
         if self.router == "round_robin":
             inst = self.instances[self.rr % len(self.instances)]
             self.rr += 1
@@ -230,14 +245,7 @@ class _ColocatedRun(Runtime):
             inst = _least_loaded(self.instances)
         else:
             inst = self.instances[int(self.rng.integers(len(self.instances)))]
-        q.instance[r] = inst.idx
-        need = q.prompt[r] + q.output[r]
-        if not inst.fits_ever(need):
-            return self.reject(r, f"needs KV for {need} tokens (prompt+output); instance "
-                                  f"{inst.idx} holds {inst.pool.capacity_tokens}")
-        q.site[r] = "both"
-        inst.waiting.append(r)
-        self.wake(inst, now)
+        _queue_prefill(self, r, inst, "both", f"instance {inst.idx} holds", now)
 
 
 class _DisaggRun(Runtime):
@@ -272,17 +280,8 @@ class _DisaggRun(Runtime):
     def prefill_on_decode(self, r: int, now: float) -> None:
         """Conditional disaggregation: a short prefill joins the least-loaded decode instance's
         waiting queue and is prefilled there; nothing crosses the link."""
-        q = self.reqs
-        d = _least_loaded(self.dec)
-        q.instance[r] = d.idx
-        need = q.prompt[r] + q.output[r]
-        if not d.fits_ever(need):
-            return self.reject(r, f"needs KV for {need} tokens (prompt+output); decode instances "
-                                  f"hold {d.pool.capacity_tokens}")
-        q.site[r] = "decode"
-        q.transfer[r] = 0.0
-        d.waiting.append(r)
-        self.wake(d, now)
+        if _queue_prefill(self, r, _least_loaded(self.dec), "decode", "decode instances hold", now):
+            self.reqs.transfer[r] = 0.0
 
     def after_step(self, inst: Instance, finished: list[int], handed: list[int], now: float) -> None:
         if inst.role == "prefill":
