@@ -129,9 +129,12 @@ def measure_steps(model, shapes: Sequence[Items], device: str | None = None, rep
     Each shape is a list of ``(new_tokens, context_tokens)`` items. Every item's context is first
     prefilled (untimed); then the step is timed ``repeats`` times (after one warm-up), the
     cache being truncated back to the context in between. Returns ``(items, seconds)`` with the
-    fastest repeat: other processes on the machine can only add time to a step.
+    fastest repeat: other processes on the machine can only add time to a step. Calls
+    :func:`pdlib.engine.steady_allocator` first, so steps are timed as a serving loop's steady
+    state runs them (no freshly mapped pages per step), as the disaggregated workers run.
     """
     from . import engine
+    engine.steady_allocator()
     if device is not None and str(model.device) != str(device) and \
             not (device == "cuda" and model.device.type == "cuda"):
         raise ValueError(f"model lives on {model.device}, not {device}")

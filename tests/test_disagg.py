@@ -165,6 +165,36 @@ def test_shared_transport_writes_exactly_the_named_blocks_then_signals():
     messages.join_thread()
 
 
+def test_block_runs_by_hand():
+    assert disagg.block_runs([4, 5, 6, 1, 2]) == [(4, 3), (1, 2)]
+    assert disagg.block_runs([3, 2, 1]) == [(3, 1), (2, 1), (1, 1)]
+    assert disagg.block_runs([0]) == [(0, 1)] and disagg.block_runs([]) == []
+
+
+@pytest.mark.parametrize("blocks", [(7, 0, 5, 2, 6, 1), (2, 3, 4, 5, 6, 7)])
+def test_shared_transport_lands_every_block_whatever_the_order(blocks):
+    # 6 blocks: scattered (6 runs > MAX_RUNS: one indexed copy) or consecutive (one run)
+    assert len(disagg.block_runs(blocks[:1] + blocks[1:])) in (1, 6) and disagg.transport.MAX_RUNS < 6
+    ctx = multiprocessing.get_context("spawn")
+    counter = ctx.Value("q", 0)
+    L, bs, K, D = 3, 2, 2, 4
+    pool = (torch.zeros(L, 8 * bs, K, D), torch.zeros(L, 8 * bs, K, D), torch.zeros(2, 3, dtype=torch.long))
+    sender = disagg.SharedTransport(counter, None, pool, block_size=bs)
+    msg, kv, _ = disagg.new_message((2, 2, len(blocks) * bs, K, D), torch.float32, "cpu", meta=False)
+    kv.copy_(torch.randn(kv.shape))
+    sender.send_kv(msg, disagg.KVDest(layers=(1, 2), blocks=blocks))
+    k, v, _ = pool
+    for j, b in enumerate(blocks):
+        assert torch.equal(k[1:3, b * bs:(b + 1) * bs], kv[:, 0, j * bs:(j + 1) * bs])
+        assert torch.equal(v[1:3, b * bs:(b + 1) * bs], kv[:, 1, j * bs:(j + 1) * bs])
+    untouched = [b for b in range(8) if b not in blocks]
+    assert k[0].abs().sum() == 0 and v[0].abs().sum() == 0
+    assert all(k[:, b * bs:(b + 1) * bs].abs().sum() == 0 for b in untouched)
+    with pytest.raises(ValueError, match="consecutive"):
+        sender.send_kv(msg, disagg.KVDest(layers=(0, 2), blocks=blocks))
+    assert counter.value == 1
+
+
 def test_prefill_layers_matches_reference_forward(model):
     out = list(disagg.prefill_layers(model, PROMPTS[3]))
     assert [li for li, _, _ in out] == [0, 1, 2, None]

@@ -16,11 +16,12 @@ Importing this package imports torch (``import pdlib`` alone does not)::
 from __future__ import annotations
 
 from .frontend import RequestResult, pick_transport, run
-from .transport import (META, DistTransport, EmulatedLink, KVDest, SharedTransport, Transport, new_message,
+from .transport import (block_runs, META, DistTransport, EmulatedLink, KVDest, SharedTransport, Transport, new_message,
                         raw_bandwidth, raw_copy_bandwidth)
 from .workers import kv_message_bytes, prefill_layers
 
 __all__ = [
+           "block_runs",
            "DistTransport",
            "EmulatedLink",
            "KVDest",

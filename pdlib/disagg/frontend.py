@@ -187,9 +187,21 @@ def _wait_ready(procs, events, limit: float) -> str:
         except queue.Empty:
             dead = [n for n, p in procs.items() if not p.is_alive()]
             if dead:
-                return f"{' and '.join(dead)} worker exited during start-up (exit code {procs[dead[0]].exitcode})"
+                return (f"{' and '.join(dead)} worker exited during start-up (exit code "
+                        f"{procs[dead[0]].exitcode}){_main_guard_hint()}")
             if time.perf_counter() - t0 > limit:
                 return f"workers not ready after {limit:.0f} s"
+    return ""
+
+
+def _main_guard_hint() -> str:
+    """Workers start by importing the caller's main module (forkserver/spawn), so a script that
+    calls :func:`run` at import time starts workers that fail; say so when that may be why."""
+    import sys
+    main = sys.modules.get("__main__")
+    if getattr(main, "__file__", None):                   # a script or python -m, not a notebook
+        return ("; if this is a script, put the code that calls pdlib.disagg.run under "
+                "`if __name__ == \"__main__\":` (each worker imports the main module first)")
     return ""
 
 

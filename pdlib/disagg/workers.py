@@ -34,7 +34,7 @@ import time
 
 import torch
 
-from ..engine import Decoder, Runner
+from ..engine import Decoder, Runner, steady_allocator
 from ..engine.layers import apply_rope, causal_attention
 from .transport import (DistTransport, EmulatedLink, KVDest, SharedTransport, init_group, new_message,
                         open_pool, share_pool)
@@ -102,6 +102,7 @@ def prefill_main(cfg: dict, state: dict, work_q, events, chan: dict) -> None:
     """Prefill worker loop (rank 0). ``work_q`` items: ``(rid, prompt, block_ids)`` or None (stop).
     ``chan``: the shared transport's start-up queue, counter and message queue."""
     torch.set_num_threads(cfg["threads"])
+    steady_allocator()                            # no page faults per prefill (see engine.allocator)
     shared = cfg["transport"] == "shared"
     if not shared:
         init_group(cfg["transport"], cfg["init_file"], PREFILL, timeout=cfg["timeout"])
@@ -174,13 +175,15 @@ def prefill_main(cfg: dict, state: dict, work_q, events, chan: dict) -> None:
                 last = (msg, meta, dest((li,)))   # goes once the first token is known
         first = int(logits.argmax())
         t1 = time.perf_counter()
+        # report first, then hand over the last message: the event's pickling (queue feeder
+        # thread) is then not competing with the sender thread for the GIL during the copy
+        events.put(("prefill", rid, t0, t1, first, digests))
         if not stalled:
             if not cfg["layerwise"]:
                 last = (whole, trailer, dest(tuple(range(L))))
             msg, meta, d = last
             meta.copy_(torch.tensor([rid, P, first], dtype=torch.long))
             outbox.put((rid, [(msg, d)]))
-        events.put(("prefill", rid, t0, t1, first, digests))
     outbox.put(None)
     thread.join()
     if not shared:
@@ -201,6 +204,7 @@ def decode_main(cfg: dict, state: dict, ctrl_q, work_q, events, chan: dict) -> N
     """Decode worker loop (rank 1). ``ctrl_q`` items from the front end: ``(rid, prompt,
     max_new_tokens)`` or None (no more requests). ``chan``: see :func:`prefill_main`."""
     torch.set_num_threads(cfg["threads"])
+    steady_allocator()                            # no page faults per decode step (engine.allocator)
     shared = cfg["transport"] == "shared"
     if not shared:
         init_group(cfg["transport"], cfg["init_file"], DECODE, timeout=cfg["timeout"])

@@ -5,6 +5,7 @@
 * :mod:`.kv_cache` — the paged KV cache: blocks, block tables, free-block allocator
 * :mod:`.runner` — mixed prefill/decode steps (:class:`Runner`), greedy :func:`generate`
 * :mod:`.weights` — Hugging Face ``config.json`` + ``model.safetensors`` save/load
+* :mod:`.allocator` — :func:`steady_allocator`: no fresh pages per step (timing hygiene)
 
 Importing this package imports torch (``import pdlib`` alone does not)::
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..models import ModelSpec
+from .allocator import steady_allocator
 from .kv_cache import BlockAllocator, KVCache, OutOfBlocks
 from .model import Decoder, check_dtype, check_supported, init_random
 from .runner import Runner, StepRecord, forward_logits, generate
@@ -27,7 +29,7 @@ from .weights import hf_config, load_folder, save
 
 __all__ = ["tiny_spec", "load", "Decoder", "Runner", "StepRecord", "KVCache", "BlockAllocator",
            "OutOfBlocks", "forward_logits", "generate", "save", "load_folder", "hf_config",
-           "init_random", "check_dtype", "check_supported"]
+           "init_random", "check_dtype", "check_supported", "steady_allocator"]
 
 
 def tiny_spec(n_layers: int = 4, hidden: int = 256, n_heads: int = 8, n_kv_heads: int = 2,
