@@ -50,3 +50,25 @@ def test_real_cpu_fit_beats_uncalibrated_on_held_out_shapes():
     before = np.median(cal.relative_errors(cm, measured_test))
     after = np.median(cal.relative_errors(fit, measured_test))
     assert after < before
+
+
+def test_measure_steps_statistic_and_bad_name(monkeypatch):
+    # the step times are faked so the statistic is checkable: repeats 3 → samples 1, 2, 9 ms
+    torch = pytest.importorskip("torch")
+    from pdlib import engine
+    m = engine.load(engine.tiny_spec(n_layers=1, hidden=32, n_heads=2, n_kv_heads=1, ffn=64, vocab=50),
+                    dtype=torch.float32)
+    fake = iter([0.5, 1e-3, 2e-3, 9e-3] * 2)             # warm-up, then the 3 timed repeats
+    real_step = engine.Runner.step
+
+    def step(self, items):
+        out = real_step(self, items)
+        self.history[-1] = engine.StepRecord(self.history[-1].items, next(fake))
+        return out
+    monkeypatch.setattr(engine.Runner, "step", step)
+    # a 4-token prefill with no context: no untimed context step, so each call takes 4 fakes
+    (_, lo), = cal.measure_steps(m, [[(4, 0)]], repeats=3, stat="min")
+    (_, mid), = cal.measure_steps(m, [[(4, 0)]], repeats=3, stat="median")
+    assert lo == pytest.approx(1e-3) and mid == pytest.approx(2e-3)
+    with pytest.raises(ValueError, match="stat must be 'min' or 'median'"):
+        cal.measure_steps(m, [[(4, 0)]], stat="mean")

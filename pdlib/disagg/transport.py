@@ -156,6 +156,19 @@ class Transport:
         return pending
 
 
+def _wait_for_stream(tensor: torch.Tensor) -> None:
+    """Block this thread until ``tensor``'s device has finished what this thread queued on it.
+
+    With NCCL, ``dist.send``/``dist.recv`` return once the transfer is *queued*: the current CUDA
+    stream then waits for it, the host does not. Without this the sender's clock would time
+    the queueing and the decode side would call a transfer landed before its bytes had. Threads
+    other than the main one start on ``cuda:0``, so the device is set first. (Written for two
+    GPUs, **untested here**; a no-op on the CPU.)"""
+    if tensor.is_cuda:
+        torch.cuda.set_device(tensor.device)
+        torch.cuda.current_stream(tensor.device).synchronize()
+
+
 class DistTransport(Transport):
     """``torch.distributed`` send/recv to rank ``peer`` of an initialised group
     (gloo on CPU; nccl for tensors on two different GPUs — NCCL refuses two ranks on one GPU).
@@ -171,6 +184,7 @@ class DistTransport(Transport):
 
     def send(self, tensor: torch.Tensor) -> None:
         dist.send(tensor, self.peer)
+        _wait_for_stream(tensor)
 
     def recv(self, tensor: torch.Tensor) -> Pending:
         if self._thread is None:
@@ -184,7 +198,10 @@ class DistTransport(Transport):
         while True:
             tensor, pending = self._posted.get()
             try:
+                if tensor.is_cuda:
+                    torch.cuda.set_device(tensor.device)      # this thread started on cuda:0
                 dist.recv(tensor, self.peer)
+                _wait_for_stream(tensor)
             except RuntimeError as e:         # a timed-out or broken group: report, stop receiving
                 pending.error = e
                 return
