@@ -1,10 +1,12 @@
-"""Disaggregated run on CPU: KV transfer efficiency per transport, layerwise overlap, TTFT/TPOT vs
-the calibrated cost model.
+"""Disaggregated run: KV transfer efficiency per transport, layerwise overlap, TTFT/TPOT vs the
+calibrated cost model — on the CPU (gloo and the shared-memory pool) or, with ``--device cuda``,
+on GPUs (the CUDA-IPC shared pool on one GPU, plus NCCL between two; written for a GPU and
+**not yet run on one**: no GPU was lent to the sessions that wrote it).
 
-Every timing here is the best of several (other processes can only add time), and each
+Transfer rates are the best of several (other processes can only add time), and each
 measurement and its reference are treated alike: the same number of unmeasured warm-ups first,
-then the best of ``REPEATS``. Model: 8 layers, 4 KV heads × 64 dims, float32 (16 KiB of KV per
-token); two worker processes with 1 torch thread each.
+then the best of ``BW_REPEATS`` per round. Model: 8 layers, 4 KV heads × 64 dims, float32 (16 KiB
+of KV per token); two worker processes with 1 torch thread each.
 
 1. Transfer efficiency, per prompt length and transport, whole-request mode (all layers and the
    24-byte first-token trailer in ONE message), ``1 + BW_REPEATS`` identical requests served one
@@ -12,7 +14,7 @@ token); two worker processes with 1 torch thread each.
    token, so no decode steps run), the first being the warm-up; ``ROUNDS`` rounds, each
    measuring every path and every reference in turn:
 
-   * gloo: KV bytes / transfer seconds (sender's clock, call → return) against
+   * gloo (nccl alike, between two GPUs): KV bytes / transfer seconds (sender's clock, call → return) against
      :func:`pdlib.disagg.raw_bandwidth` — ONE plain ``dist.send`` of a contiguous tensor of the same
      bytes, 1 warm-up, best of ``BW_REPEATS`` — sent back to back from a cache-warm buffer (the
      strict ceiling), and as the KV path's transfers come: after an idle gap as long as the
@@ -20,8 +22,8 @@ token); two worker processes with 1 torch thread each.
      was filled during the prefill, which streams the weights through the caches). The cold (first) transfer of each is reported too, and layerwise mode's
      bytes / Σ message seconds (8 messages instead of one).
    * shared: the same, against :func:`pdlib.disagg.raw_copy_bandwidth` — ONE ``copy_`` of the
-     same bytes into shared memory with the caches flushed first, 1 warm-up, best of
-     ``BW_REPEATS``: the memcpy ceiling of a transport whose transfer is a copy into the peer's
+     same bytes into shared memory (on a GPU: device memory) with the caches flushed first,
+     best of ``1 + BW_REPEATS`` per round: the memcpy ceiling of a transport whose transfer is a copy into the peer's
      blocks plus a signal.
 2. Overlap: over an emulated link whose wire time equals the prefill time, the fraction of the
    transfer hidden behind prefill, ``1 − exposed / transfer``, layerwise vs whole-request, next to
@@ -39,11 +41,13 @@ token); two worker processes with 1 torch thread each.
    machine the fastest and the median decode step differ by up to 20 %.) The best runs are
    kept in the results too.
 
-Run: ``python benchmarks/disagg_speed.py``; prints tables and writes
-benchmarks/results/disagg_speed_cpu.json with the machine and its load named.
+Run: ``python benchmarks/disagg_speed.py [--device cuda]``; prints tables and writes
+benchmarks/results/disagg_speed_<cpu|cuda>.json with the device and the machine's load named.
 """
 from __future__ import annotations
 
+import argparse
+import copy
 import json
 import os
 import platform
@@ -92,18 +96,33 @@ def serial(m, P: int, n: int, new: int = 1, **kw) -> list[disagg.RequestResult]:
     return res
 
 
-def bandwidth_rows(m) -> list[dict]:
+def transports_for(device: str) -> list[str]:
+    """The transports measured on ``device``: gloo and the shared pool on a CPU; on GPUs the
+    CUDA-IPC shared pool, plus NCCL when there are two."""
+    if device == "cpu":
+        return ["gloo", "shared"]
+    return (["nccl"] if torch.cuda.device_count() >= 2 else []) + ["shared"]
+
+
+def bandwidth_rows(m, device: str = "cpu") -> list[dict]:
     """Per prompt length, ROUNDS rounds, each measuring every path and every reference once in
     turn (so a burst of load elsewhere hits them alike); each quantity is the best over all
-    rounds of its measured (post-warm-up) transfers."""
+    rounds of its measured (post-warm-up) transfers; a cold one is the median first transfer.
+
+    Keys per transport ``tr``: ``{tr}_path`` / ``_path_cold`` / ``_layerwise`` (the KV path);
+    ``{tr}_raw`` (gloo, nccl: one plain send of the same bytes, warm, back to back; shared: one
+    copy of the same bytes with the caches flushed), ``{tr}_raw_cold`` and, for gloo and nccl,
+    ``{tr}_raw_like_path`` (after an idle gap as long as the prefill, from a cache-cold buffer on a
+    CPU); each ``…_bytes_per_s``, and ``{tr}_efficiency`` = path / raw etc."""
     rows = []
-    print(f"\n{'prompt':>6} {'KV MB':>6} | {'gloo path':>9} {'raw b2b':>7} {'eff':>5} {'raw alike':>9} {'eff':>5} "
-          f"{'cold eff':>8} {'layerwise':>9} | {'shared':>7} {'raw copy':>8} {'eff':>5} {'layerwise':>9}   (GB/s)")
+    trs = transports_for(device)
+    print(f"\n{'prompt':>6} {'KV MB':>6} {'transport':>9} | {'path':>6} {'raw':>6} {'eff':>5} | "
+          f"{'raw alike':>9} {'eff':>5} | {'cold eff':>8} {'layerwise':>9}   (GB/s)")
     for P in PROMPTS:
         got: dict[str, list[float]] = {}
         add = lambda k, xs: got.setdefault(k, []).extend(xs)
         for _ in range(ROUNDS):
-            for tr in ("gloo", "shared"):
+            for tr in trs:
                 whole = serial(m, P, 1 + BW_REPEATS, transport=tr, layerwise=False)
                 layer = serial(m, P, 1 + BW_REPEATS, transport=tr, layerwise=True)
                 nbytes = whole[0].kv_bytes
@@ -113,38 +132,41 @@ def bandwidth_rows(m) -> list[dict]:
                 add(f"{tr}_layerwise", [sum(w[2] for w in r.wire) / sum(w[1] - w[0] for w in r.wire)
                                         for r in layer[1:]])
                 add("prefill_s", [r.prefill_seconds for r in whole])
-            times = disagg.raw_bandwidth(nbytes, repeats=BW_REPEATS, warmup=1, all_times=True)
-            add("raw_send", [nbytes / t for t in times[1:]])
-            add("raw_send_cold", [nbytes / times[0]])
             idle = min(got["prefill_s"])
-            add("raw_send_like_path", [nbytes / t for t in disagg.raw_bandwidth(
-                nbytes, repeats=BW_REPEATS, warmup=1, idle=idle, evict_bytes=EVICT_BYTES,
-                all_times=True)[1:]])
-            add("raw_copy", [disagg.raw_copy_bandwidth(nbytes, repeats=BW_REPEATS, warmup=1, threads=THREADS)])
+            for tr in trs:
+                if tr == "shared":
+                    times = [nbytes / disagg.raw_copy_bandwidth(nbytes, repeats=1, warmup=0, threads=THREADS,
+                                                                device=device) for _ in range(1 + BW_REPEATS)]
+                else:
+                    times = disagg.raw_bandwidth(nbytes, repeats=BW_REPEATS, warmup=1, all_times=True, backend=tr)
+                    add(f"{tr}_raw_like_path", [nbytes / t for t in disagg.raw_bandwidth(
+                        nbytes, repeats=BW_REPEATS, warmup=1, idle=idle, all_times=True, backend=tr,
+                        evict_bytes=EVICT_BYTES if device == "cpu" else 0)[1:]])
+                add(f"{tr}_raw", [nbytes / t for t in times[1:]])
+                add(f"{tr}_raw_cold", [nbytes / times[0]])
         row = {"prompt": P, "kv_bytes": nbytes, "prefill_s": min(got["prefill_s"]), "raw_send_idle_s": idle,
                "measured_transfers_per_quantity": ROUNDS * BW_REPEATS}
         for k, xs in got.items():
             if k != "prefill_s":
-                # cold: the median first transfer of a fresh pair of processes; else the best
                 row[f"{k}_bytes_per_s"] = float(np.median(xs)) if k.endswith("cold") else max(xs)
-        row["gloo_efficiency"] = row["gloo_path_bytes_per_s"] / row["raw_send_bytes_per_s"]
-        row["gloo_efficiency_vs_like_path_raw"] = row["gloo_path_bytes_per_s"] / row["raw_send_like_path_bytes_per_s"]
-        row["gloo_cold_efficiency"] = row["gloo_path_cold_bytes_per_s"] / row["raw_send_cold_bytes_per_s"]
-        row["gloo_layerwise_efficiency"] = row["gloo_layerwise_bytes_per_s"] / row["raw_send_bytes_per_s"]
-        row["shared_efficiency"] = row["shared_path_bytes_per_s"] / row["raw_copy_bytes_per_s"]
-        row["shared_layerwise_efficiency"] = row["shared_layerwise_bytes_per_s"] / row["raw_copy_bytes_per_s"]
+        for tr in trs:
+            b = lambda k: row[f"{tr}_{k}_bytes_per_s"]
+            row[f"{tr}_efficiency"] = b("path") / b("raw")
+            row[f"{tr}_cold_efficiency"] = b("path_cold") / b("raw_cold")
+            row[f"{tr}_layerwise_efficiency"] = b("layerwise") / b("raw")
+            alike = f"{tr}_raw_like_path_bytes_per_s" in row
+            if alike:
+                row[f"{tr}_efficiency_vs_like_path_raw"] = b("path") / b("raw_like_path")
+            print(f"{P:>6} {nbytes / 1e6:>6.1f} {tr:>9} | {b('path') / 1e9:>6.2f} {b('raw') / 1e9:>6.2f} "
+                  f"{row[f'{tr}_efficiency']:>5.2f} | "
+                  + (f"{b('raw_like_path') / 1e9:>9.2f} {row[f'{tr}_efficiency_vs_like_path_raw']:>5.2f}"
+                     if alike else f"{'-':>9} {'-':>5}")
+                  + f" | {row[f'{tr}_cold_efficiency']:>8.2f} {b('layerwise') / 1e9:>9.2f}")
         rows.append(row)
-        g = lambda k: row[k] / 1e9
-        print(f"{P:>6} {nbytes / 1e6:>6.1f} | {g('gloo_path_bytes_per_s'):>9.2f} {g('raw_send_bytes_per_s'):>7.2f} "
-              f"{row['gloo_efficiency']:>5.2f} {g('raw_send_like_path_bytes_per_s'):>9.2f} "
-              f"{row['gloo_efficiency_vs_like_path_raw']:>5.2f} {row['gloo_cold_efficiency']:>8.2f} "
-              f"{g('gloo_layerwise_bytes_per_s'):>9.2f} | {g('shared_path_bytes_per_s'):>7.2f} "
-              f"{g('raw_copy_bytes_per_s'):>8.2f} {row['shared_efficiency']:>5.2f} "
-              f"{g('shared_layerwise_bytes_per_s'):>9.2f}")
     return rows
 
 
-def overlap_rows(m, spec, bw_rows) -> list[dict]:
+def overlap_rows(m, spec, bw_rows, device: str = "cpu") -> list[dict]:
     rows = []
     print(f"\n{'prompt':>6} {'transport':>9} {'link MB/s':>9} {'prefill s':>9} {'hidden layerwise':>16} "
           f"{'hidden whole':>12} {'predicted':>9}")
@@ -152,7 +174,7 @@ def overlap_rows(m, spec, bw_rows) -> list[dict]:
     for row in bw_rows[1:3]:
         P = row["prompt"]
         bw = row["kv_bytes"] / row["prefill_s"]                 # wire time = prefill time
-        for tr in ("gloo", "shared"):
+        for tr in transports_for(device):
             lw = max(serial(m, P, 2, transport=tr, layerwise=True, link_bandwidth=bw)[1:], key=hid)
             wh = serial(m, P, 2, transport=tr, layerwise=False, link_bandwidth=bw)[1]
             link = Link("emulated", bw, 1e-9, "network", source="pdlib.disagg.EmulatedLink", measured=True)
@@ -170,31 +192,33 @@ def overlap_rows(m, spec, bw_rows) -> list[dict]:
     return rows
 
 
-def timing_rows(m, spec, bw_rows):
+def timing_rows(m, spec, bw_rows, device: str = "cpu"):
     shapes = [[(P, 0)] for P in (64, 256, 1024)] + \
         calibrate.decode_context_sweep((16, 256, 512, 1024, 2048, 3072)) + [[(1, 512)] * 4]
-    # calibration steps: one pass before and one after the measured runs, each shape's best
-    # over both (load elsewhere drifts; bracketing the runs keeps the fit and the runs alike)
-    first_pass = calibrate.measure_steps(m, shapes, repeats=CAL_REPEATS, stat="median")
+    trs = transports_for(device)
+    # calibration steps, on the device the workers use: one pass before and one after the
+    # measured runs, each shape's median steps averaged over both (load elsewhere drifts;
+    # bracketing the runs keeps the fit and the runs alike)
+    m_dev = m if device == "cpu" else copy.deepcopy(m).to(device)
+    first_pass = calibrate.measure_steps(m_dev, shapes, repeats=CAL_REPEATS, stat="median")
     # the decode worker's own cost per step, measured on probe runs (not on the runs predicted)
-    probe = [serial(m, 64, 1, new=48, transport=tr)[0] for tr in ("gloo", "shared") for _ in range(REPEATS)]
+    probe = [serial(m, 64, 1, new=48, transport=tr)[0] for tr in trs for _ in range(REPEATS)]
     runs = {}
     for P in PROMPTS:
-        for tr in ("gloo", "shared"):
+        for tr in trs:
             runs[P, tr] = [disagg.run(m, [_prompt(P, spec.vocab)], NEW, dtype=torch.float32, checksums=False,
                                       threads=THREADS, timeout=120, transport=tr)[0] for _ in range(REPEATS)]
             if any(r.status != "finished" for r in runs[P, tr]):
                 raise RuntimeError(f"prompt {P}: {runs[P, tr][0].reason}")
-    second_pass = calibrate.measure_steps(m, shapes, repeats=CAL_REPEATS, stat="median")
+    second_pass = calibrate.measure_steps(m_dev, shapes, repeats=CAL_REPEATS, stat="median")
     meas = [(items, (a + b) / 2) for (items, a), (_, b) in zip(first_pass, second_pass)]
-    gpu = calibrate.device_as_gpu("cpu")
+    gpu = calibrate.device_as_gpu(device)
     base = pdlib.CostModel(spec, gpu, dtype="fp32")
     roof_only = calibrate.calibrate(base, meas)                  # the plain fit, for comparison
     fitted = calibrate.calibrate_with_context(base, meas)
     loop = float(np.median([r.tpot - np.mean(r.step_seconds) for r in probe]))
     model = fitted.with_(loop_overhead=max(0.0, loop))
-    links = {"gloo": float(np.median([r["raw_send_bytes_per_s"] for r in bw_rows])),
-             "shared": float(np.median([r["raw_copy_bytes_per_s"] for r in bw_rows]))}
+    links = {tr: float(np.median([r[f"{tr}_raw_bytes_per_s"] for r in bw_rows])) for tr in trs}
     rows = []
     print(f"\n{'prompt':>6} {'transport':>9} {'TTFT s':>7} {'pred':>7} {'err':>5} {'TPOT ms':>8} {'pred':>6} "
           f"{'err':>5} {'plain fit':>9} {'engine step':>11} {'loop':>5}")
@@ -237,6 +261,11 @@ def timing_rows(m, spec, bw_rows):
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    device = ap.parse_args().device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no GPU here")
     torch.set_num_threads(THREADS)
     engine.steady_allocator()                     # as the workers do (see pdlib.engine.allocator)
     spec = engine.tiny_spec(**SHAPE, name="bench-disagg")
@@ -244,22 +273,28 @@ def main() -> None:
     kv_tok = spec.kv_bytes_per_token("fp32")
     start = _load()
     print(f"{spec.params / 1e6:.0f} M params, fp32, KV {kv_tok / 1024:.0f} KiB/token; {pdlib.device_info()}; "
-          f"load average {start['loadavg_1_5_15']} on {start['cpu_count']} CPUs")
+          f"load average {start['loadavg_1_5_15']} on {start['cpu_count']} CPUs; transports "
+          f"{transports_for(device)}")
     t0 = time.perf_counter()
-    bw_rows = bandwidth_rows(m)
-    ov_rows = overlap_rows(m, spec, bw_rows)
-    t_rows, cal = timing_rows(m, spec, bw_rows)
+    bw_rows = bandwidth_rows(m, device)
+    ov_rows = overlap_rows(m, spec, bw_rows, device)
+    t_rows, cal = timing_rows(m, spec, bw_rows, device)
     end = _load()
-    result = {"device": "CPU (no GPU: the one-GPU CUDA-IPC and two-GPU NCCL paths are not measured here)",
+    if device == "cpu":
+        named = "CPU (no GPU: the one-GPU CUDA-IPC and two-GPU NCCL paths are not measured here)"
+    else:
+        named = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    result = {"device": named, "device_info": pdlib.device_info(),
               "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
               "cpu_count": os.cpu_count(), "machine_load": {"start": start, "end": end},
-              "note": "a shared 2-core machine: other people's jobs ran during the measurement "
-                      "(see machine_load); every timing is a best of several",
+              "note": "on a shared machine other people's jobs may run during the measurement "
+                      "(see machine_load); transfer rates are a best of several, TTFT/TPOT medians",
               "torch_threads_per_worker": THREADS, "torch": torch.__version__,
-              "transports": ["gloo", "shared"], "repeats": REPEATS, "cal_repeats": CAL_REPEATS, "bw_repeats": BW_REPEATS, "rounds": ROUNDS, "seconds": time.perf_counter() - t0,
+              "transports": transports_for(device), "repeats": REPEATS, "cal_repeats": CAL_REPEATS,
+              "bw_repeats": BW_REPEATS, "rounds": ROUNDS, "seconds": time.perf_counter() - t0,
               "model": {**SHAPE, "params": spec.params}, "dtype": "float32", "new_tokens": NEW,
               "calibrated": cal, "bandwidth": bw_rows, "overlap": ov_rows, "ttft_tpot": t_rows}
-    out = Path(__file__).parent / "results" / "disagg_speed_cpu.json"
+    out = Path(__file__).parent / "results" / f"disagg_speed_{device}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out} ({time.perf_counter() - t0:.0f} s; load average at the end {end['loadavg_1_5_15']})")
 

@@ -268,3 +268,18 @@ def test_ch07_checkers_accept_the_solutions_and_reject_wrong_answers():
     # exposed = max(wire/l, wire − prefill + prefill/l) + latency = max(0.075, 0.25) + 1e-6
     assert check("ch07.exposed_layerwise", 0.25 + 1e-6).ok
     assert not check("ch07.exposed_layerwise", 0.6).ok                           # the whole wire time
+    # knee: the link moving the KV as fast as the prefill makes it, 1,024 · 8,192 B / 0.2 s
+    assert check("ch07.knee_bandwidth", 1024 * 8192 / 0.2 / 1e6).ok                 # 41.94 MB/s
+    assert not check("ch07.knee_bandwidth", 8 * 1024 * 8192 / 0.2 / 1e6).ok         # bits, not bytes
+    assert not check("ch07.knee_bandwidth", 1024 * 8192 / 0.2 / 2 ** 20).ok         # MiB/s, not MB/s
+    assert not check("ch07.knee_bandwidth", 1024 * 8192 / 8 / 0.2 / 1e6).ok         # one layer's KV only
+
+
+def test_raw_send_reference_runs_on_gloo_and_names_what_nccl_needs():
+    rate = disagg.raw_bandwidth(1 << 20, repeats=1)
+    assert 1e7 < rate < 1e12                              # bytes/s of one 1 MiB loopback send
+    with pytest.raises(ValueError, match="backend must be 'gloo' or 'nccl'"):
+        disagg.raw_bandwidth(1 << 20, backend="mpi")
+    if torch.cuda.device_count() < 2:
+        with pytest.raises(ValueError, match="needs two GPUs"):
+            disagg.raw_bandwidth(1 << 20, backend="nccl")

@@ -425,17 +425,22 @@ def worker_context():
 
 
 def _raw_worker(rank: int, init_file: str, nbytes: int, repeats: int, warmup: int, idle: float,
-                evict_bytes: int, out) -> None:
+                evict_bytes: int, out, backend: str = "gloo") -> None:
     torch.set_num_threads(1)
-    init_group("gloo", init_file, rank)
-    buf = torch.zeros(nbytes // 8, dtype=torch.float64)
-    scratch = torch.zeros(evict_bytes // 8, dtype=torch.float64) if evict_bytes else None
+    device = torch.device("cpu")
+    if backend == "nccl":
+        device = torch.device(f"cuda:{rank}")
+        torch.cuda.set_device(device)
+    init_group(backend, init_file, rank)
+    buf = torch.zeros(nbytes // 8, dtype=torch.float64, device=device)
+    scratch = torch.zeros(evict_bytes // 8, dtype=torch.float64, device=device) if evict_bytes else None
     try:
         dist.barrier()
         times = []
         for k in range(warmup + repeats):
             if scratch is not None:
                 scratch.fill_(k)                  # push buf out of this core's caches
+            _wait_for_stream(buf)
             dist.barrier()
             if idle:
                 time.sleep(idle)
@@ -444,6 +449,7 @@ def _raw_worker(rank: int, init_file: str, nbytes: int, repeats: int, warmup: in
                 dist.send(buf, 1)
             else:
                 dist.recv(buf, 0)
+            _wait_for_stream(buf)                 # NCCL: until the bytes moved, not queued
             times.append(time.perf_counter() - t0)
         if rank == 0:
             out.put(times)
@@ -452,9 +458,12 @@ def _raw_worker(rank: int, init_file: str, nbytes: int, repeats: int, warmup: in
 
 
 def raw_bandwidth(nbytes: int, repeats: int = 3, timeout: float = 60.0, warmup: int = 1,
-                  all_times: bool = False, idle: float = 0.0, evict_bytes: int = 0):
-    """Bytes/s of the best of ``repeats`` plain gloo ``send``/``recv`` of ONE contiguous
-    ``nbytes`` tensor between two fresh CPU processes (1 torch thread each), after ``warmup``
+                  all_times: bool = False, idle: float = 0.0, evict_bytes: int = 0,
+                  backend: str = "gloo"):
+    """Bytes/s of the best of ``repeats`` plain ``send``/``recv`` of ONE contiguous ``nbytes``
+    tensor between two fresh processes (1 torch thread each) — over gloo between CPU processes,
+    or over NCCL between ``cuda:0`` and ``cuda:1`` with ``backend="nccl"`` (written for two GPUs,
+    **untested here**) — after ``warmup``
     unmeasured sends of the same tensor, timed on the sender (call → return) like the KV path's
     ``transfer_seconds``. ``all_times=True`` returns the seconds of every send instead
     (warm-up ones first).
@@ -474,11 +483,15 @@ def raw_bandwidth(nbytes: int, repeats: int = 3, timeout: float = 60.0, warmup: 
         raise ValueError(f"nbytes must be >= 8, got {nbytes!r}")
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats!r}, {warmup!r}")
+    if backend not in ("gloo", "nccl"):
+        raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
+    if backend == "nccl" and (not torch.cuda.is_available() or torch.cuda.device_count() < 2):
+        raise ValueError("backend='nccl' needs two GPUs (NCCL refuses two ranks on one GPU)")
     ctx = worker_context()
     out = ctx.Queue()
     init_file = os.path.join(tempfile.mkdtemp(prefix="pdlib_raw_"), "rendezvous")
     procs = [ctx.Process(target=_raw_worker, args=(r, init_file, nbytes, repeats, warmup, idle,
-                                                              evict_bytes, out),
+                                                   evict_bytes, out, backend),
                          daemon=True) for r in range(2)]
     try:
         for p in procs:
@@ -499,7 +512,7 @@ EVICT_BYTES = 64 << 20     # written between copies: twice the 32 MiB L3 of the 
 
 
 def raw_copy_bandwidth(nbytes: int, repeats: int = 3, warmup: int = 1, threads: int = 1,
-                       evict_bytes: int = EVICT_BYTES) -> float:
+                       evict_bytes: int = EVICT_BYTES, device: str = "cpu") -> float:
     """Bytes/s of the best of ``repeats`` single ``dst.copy_(src)`` of ``nbytes`` contiguous
     bytes from private memory into a shared-memory tensor, after ``warmup`` unmeasured copies,
     with ``threads`` torch threads: the memcpy ceiling that :class:`SharedTransport` (a copy into
@@ -510,21 +523,30 @@ def raw_copy_bandwidth(nbytes: int, repeats: int = 3, warmup: int = 1, threads: 
     caches — as the decode worker's blocks are not, and as a message filled layer by layer during
     a prefill (whose weights stream through the caches after each layer) is not. Without the
     eviction a copy of a few MB that fits in the last-level cache measures cache, not memory,
-    bandwidth."""
+    bandwidth.
+
+    ``device="cuda"`` (or ``"cuda:N"``): the same on a GPU, a device-to-device copy timed from
+    a synchronized start to a synchronized end (the ceiling of the CUDA-IPC shared pool, whose
+    peer memory is the same device memory; written for a GPU, **untested here**)."""
     if nbytes < 8:
         raise ValueError(f"nbytes must be >= 8, got {nbytes!r}")
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        src = torch.ones(nbytes // 8, dtype=torch.float64)
-        dst = torch.zeros(nbytes // 8, dtype=torch.float64).share_memory_()
-        scratch = torch.zeros(max(1, evict_bytes // 8), dtype=torch.float64)
+        dev = torch.device(device)
+        src = torch.ones(nbytes // 8, dtype=torch.float64, device=dev)
+        dst = torch.zeros(nbytes // 8, dtype=torch.float64, device=dev)
+        if not dst.is_cuda:
+            dst.share_memory_()
+        scratch = torch.zeros(max(1, evict_bytes // 8), dtype=torch.float64, device=dev)
         times = []
         for k in range(warmup + repeats):
             src.fill_(k + 1)
             scratch.fill_(k)
+            _wait_for_stream(dst)
             t0 = time.perf_counter()
             dst.copy_(src)
+            _wait_for_stream(dst)
             times.append(time.perf_counter() - t0)
         return (nbytes // 8 * 8) / min(times[warmup:])
     finally:
