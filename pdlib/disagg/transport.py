@@ -27,8 +27,9 @@ Transports:
   prefill worker writes each message straight into the named blocks and then bumps a shared
   counter, which is the decode side's "layer landed" signal. This is the transport for one GPU,
   where NCCL refuses two ranks on the same device.
-* :class:`EmulatedLink` — wraps a transport and sleeps so that, over any busy period,
-  ``bytes sent / elapsed seconds ≤ bandwidth`` (bytes/s), plus ``latency`` seconds per message.
+* :class:`EmulatedLink` — wraps a transport and holds each message back until a link of
+  ``bandwidth`` bytes/s (plus ``latency`` seconds per message) would have delivered it, so that
+  over any busy period ``bytes delivered / elapsed seconds ≤ bandwidth``.
 
 Reference measurements (the ceilings the KV path is compared with):
 
@@ -375,9 +376,11 @@ def open_pool(setup_q, timeout: float) -> tuple[torch.Tensor, torch.Tensor, torc
 class EmulatedLink(Transport):
     """A slower link in software: ``inner``'s sends throttled to ``bandwidth`` bytes/s.
 
-    The link is a single server: message i may finish no earlier than
-    ``free_at = max(start_i, free_at) + latency + bytes_i / bandwidth``; the sender sleeps until
-    then. Hence over any busy stretch, bytes / elapsed ≤ bandwidth. Works over any transport.
+    The link is a single server: message i may be delivered no earlier than
+    ``free_at = max(start_i, free_at) + latency + bytes_i / bandwidth``; the sender holds it
+    until then and only then hands it to ``inner``, so the receiver sees it when a real link
+    would deliver it. Hence over any busy stretch, bytes / elapsed ≤ bandwidth. Works over any
+    transport.
     """
 
     def __init__(self, inner: Transport, bandwidth: float, latency: float = 0.0):
@@ -389,12 +392,15 @@ class EmulatedLink(Transport):
         self._free_at = 0.0
 
     def _throttled(self, nbytes: int, op) -> None:
+        # hold the message until the link would have delivered it, then hand it over: the
+        # receiver sees it no earlier than a real link of this bandwidth would deliver it
+        # (sleeping after a fast inner send would delay only the sender's clock, not the bytes)
         start = time.perf_counter()
         self._free_at = max(start, self._free_at) + self.latency + nbytes / self.bandwidth
-        op()
         left = self._free_at - time.perf_counter()
         if left > 0:
             time.sleep(left)
+        op()
 
     def send(self, tensor: torch.Tensor) -> None:
         self._throttled(_nbytes(tensor), lambda: self.inner.send(tensor))

@@ -3,12 +3,14 @@
 A decode step allocates a few MB of temporaries (each request's gathered context, activations)
 and frees them again. glibc's ``malloc`` serves a request above its *mmap threshold* with a fresh
 ``mmap`` and returns it with ``munmap`` on free, so the next step takes a page fault per 4 KiB
-page and zero-fills it again. The threshold is dynamic (it rises to the size of the largest
-mmapped block freed so far, at most 32 MiB), so whether a process pays this depends on what it
-happened to free earlier: in the disaggregated run the decode worker that received its KV over
-gloo paid about 1,300 minor faults and 5 ms of kernel time per decode step (context 2,048,
-+25 % step time), while the one whose cache had been moved to shared memory (which frees a
-16 MiB block and so raises the threshold) paid 9. Measured engines must not depend on that.
+page and zero-fills it again. The threshold is dynamic: it rises to the size of the last mmapped
+block freed (at most 32 MiB). A decode step's context grows by one token per step, so each
+step's temporaries are a little *larger* than the block just freed and are mapped afresh again,
+step after step — unless the process once freed a larger block, which depends on its history.
+In the disaggregated run the decode worker that received its KV over gloo paid about 1,300
+minor faults and 5 ms of kernel time per decode step (context 2,048, +25 % step time), while the
+one whose cache had been moved to shared memory (which frees a 16 MiB block and so raises the
+threshold) paid 9. Measured engines must not depend on that.
 
 :func:`steady_allocator` fixes both thresholds: blocks below 32 MiB come from the heap and freed
 heap memory is kept for reuse, so a steady loop of same-sized steps stops faulting after its
