@@ -4,6 +4,7 @@
 * :mod:`.model` — the decoder built from a :class:`~pdlib.models.ModelSpec`, seeded random init
 * :mod:`.kv_cache` — the paged KV cache: blocks, block tables, free-block allocator
 * :mod:`.runner` — mixed prefill/decode steps (:class:`Runner`), greedy :func:`generate`
+* :mod:`.serve` — :func:`serve`: one colocated engine, every token timed (TTFT, TPOT)
 * :mod:`.weights` — Hugging Face ``config.json`` + ``model.safetensors`` save/load
 * :mod:`.allocator` — :func:`steady_allocator`: no fresh pages per step (timing hygiene)
 
@@ -25,10 +26,11 @@ from .allocator import steady_allocator
 from .kv_cache import BlockAllocator, KVCache, OutOfBlocks
 from .model import Decoder, check_dtype, check_supported, init_random
 from .runner import Runner, StepRecord, forward_logits, generate
+from .serve import Served, serve
 from .weights import hf_config, load_folder, save
 
 __all__ = ["tiny_spec", "load", "Decoder", "Runner", "StepRecord", "KVCache", "BlockAllocator",
-           "OutOfBlocks", "forward_logits", "generate", "save", "load_folder", "hf_config",
+           "OutOfBlocks", "forward_logits", "generate", "serve", "Served", "save", "load_folder", "hf_config",
            "init_random", "check_dtype", "check_supported", "steady_allocator"]
 
 

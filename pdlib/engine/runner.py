@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -153,8 +153,8 @@ class Runner:
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int,
                  chunk_size: int | None = None, token_budget: int | None = None,
-                 arrival_steps: Sequence[int] | None = None, eos_id: int | None = None
-                 ) -> list[list[int]]:
+                 arrival_steps: Sequence[int] | None = None, eos_id: int | None = None,
+                 on_token: Callable[[int, int], None] | None = None) -> list[list[int]]:
         """Greedy generation with continuous batching and (optionally) chunked prefill.
 
         Each step first gives every running request one decode token, then spends what is left
@@ -163,6 +163,9 @@ class Runner:
         stall-free batching). Request i may start at step ``arrival_steps[i]`` (default 0). A
         request starts only when the blocks for its prompt plus ``max_new_tokens`` are free.
         Returns the generated tokens (without the prompt) of each request, in prompt order.
+        ``on_token(i, token)``, when given, is called for every token as soon as the step that
+        made it has finished (request index ``i`` in prompt order), e.g. to time each token
+        (:func:`pdlib.engine.serve`).
         """
         prompts = [list(p) for p in prompts]
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
@@ -172,6 +175,8 @@ class Runner:
                 raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
         if any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token")
+        if on_token is not None and not callable(on_token):
+            raise TypeError(f"on_token must be a callable on_token(i, token) or None, got {on_token!r}")
         arrivals = list(arrival_steps) if arrival_steps is not None else [0] * len(prompts)
         if len(arrivals) != len(prompts):
             raise ValueError(f"{len(arrivals)} arrival steps for {len(prompts)} prompts")
@@ -222,6 +227,8 @@ class Runner:
                 if done_prefill[i] < len(prompts[i]):
                     continue                              # mid-prompt chunk: no token yet
                 outs[i].append(tok)
+                if on_token is not None:
+                    on_token(i, tok)
                 if len(outs[i]) == max_new_tokens or tok == eos_id:
                     finished.add(i)
                     admitted.remove(i)

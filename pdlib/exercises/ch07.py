@@ -32,3 +32,44 @@ def exposed_layerwise() -> Expected:
     return Expected(kv_transfer_time(spec, tokens, link, mode="layerwise", prefill_time=0.4),
                     rel=0.01, unit="s", hint="The last layer can leave only when the prefill ends; "
                     "exposed = max(wire/l, wire − prefill + prefill/l).")
+
+
+def _chapter_big_spec():
+    """The chapter's 8-layer float32 timing model (4 KV heads of 32 dims: 8,192 B of KV per token)."""
+    from ..models import ModelSpec
+    return ModelSpec(name="ch07-big", n_layers=8, hidden=256, n_heads=8, n_kv_heads=4, head_dim=32,
+                     ffn=512, vocab=1000, max_context=1024, source="the chapter's engine.tiny_spec(...)")
+
+
+def _slowest_hidden_link(spec, tokens: int, prefill_time: float, dtype: str = "fp32",
+                        latency: float = 1e-9) -> float:
+    """Smallest bandwidth (bytes/s) at which :func:`pdlib.kv_transfer_time` in layerwise mode
+    exposes no more than one layer's message (``wire / layers`` + latency), by bisection on the
+    log of the bandwidth (60 halvings between 1 B/s and 1e15 B/s)."""
+    from .. import kv_transfer_time
+    from ..hardware import Link
+    nbytes = float(spec.kv_bytes(tokens, dtype))
+
+    def hidden(bw: float) -> bool:
+        link = Link("exercise", bw, latency, "network", source="made-up link for the exercise")
+        exposed = kv_transfer_time(spec, tokens, link, dtype=dtype, mode="layerwise",
+                                   prefill_time=prefill_time)
+        return exposed <= (nbytes / bw) / spec.n_layers * (1 + 1e-9) + latency
+
+    lo, hi = 0.0, 15.0                                  # log10 bytes/s; hidden(1e15) holds
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if hidden(10 ** mid) else (mid, hi)
+    return 10 ** hi
+
+
+@exercise("ch07.knee_bandwidth", "The chapter's 8-layer float32 model (8,192 bytes of KV per token) "
+          "prefills a 1,024-token prompt in 0.2 s. Sent layer by layer, what is the slowest link, in "
+          "MB/s (1e6 bytes/s), on which the transfer adds no more than one layer's message time to "
+          "the TTFT?")
+def knee_bandwidth() -> Expected:
+    bw = _slowest_hidden_link(_chapter_big_spec(), 1024, 0.2)
+    return Expected(bw / 1e6, rel=0.02, unit="MB/s",
+                    hint="exposed = max(wire/l, wire − prefill + prefill/l): the second term takes over "
+                         "when the wire time exceeds the prefill time. The knee is the link that moves "
+                         "KV exactly as fast as the prefill makes it: KV bytes / prefill seconds.")
