@@ -210,6 +210,14 @@ class EngineTimes:
         """Seconds of a decode step of ``batch`` requests with ``context`` cached tokens each."""
         return self.step_time([(1, context)] * batch)
 
+    def as_cost_model(self) -> CostModel:
+        """The same step times as one :class:`~pdlib.cost.CostModel` (``context_seconds`` set,
+        the loop overhead added to ``overhead``), e.g. for :mod:`pdlib.sim`:
+        ``as_cost_model().step(items).time == step_time(items)``."""
+        cm = self.cost_model
+        return cm.with_(context_seconds=cm.context_seconds + self.context_seconds,
+                        overhead=cm.overhead + self.loop_overhead)
+
     def with_(self, **changes) -> "EngineTimes":
         """A copy with some fields changed, e.g. ``t.with_(loop_overhead=1e-3)``."""
         from dataclasses import replace

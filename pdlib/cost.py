@@ -8,12 +8,15 @@ An engine step runs a batch of work items, each ``(new_tokens, context_tokens)``
     compute_time = FLOPs / (tp · F · η_F)
     memory_time  = bytes_per_GPU / (W · η_W)
     comm_time    = 2 all-reduces per layer of Σn·h·b bytes over the scale-up link (tp > 1)
-    time = overhead + max(compute_time, memory_time) + comm_time
+    time = overhead + max(compute_time, memory_time) + comm_time + context_seconds · ΣL
 
 with N_mm the matmul weights a token passes through, A the attention FLOPs per (query, key)
 pair, k the KV bytes per token and a the activation bytes per token (see :mod:`pdlib.models`).
 F and W are the GPU's peak FLOP/s and bandwidth; η_F and η_W are the fractions of peak a real
-engine reaches (documented defaults, fitted to measurements by calibration).
+engine reaches (documented defaults, fitted to measurements by calibration). ``context_seconds``
+(default 0) is an engine's extra cost per cached token per step beyond the roofline's KV read —
+e.g. an engine that copies the context before attending (see
+:func:`pdlib.calibrate.calibrate_with_context`).
 
 Every public function accepts numpy arrays where it takes sizes, so sweeps are vectorized.
 """
@@ -40,7 +43,7 @@ class StepCost:
     Times are seconds on each GPU of the instance; ``flops`` and ``bytes`` are per GPU.
     """
 
-    time: float | np.ndarray            # overhead + max(compute, memory) + comm
+    time: float | np.ndarray            # overhead + max(compute, memory) + comm + context_time
     compute_time: float | np.ndarray    # flops / (F · η_F)
     memory_time: float | np.ndarray     # bytes / (W · η_W)
     comm_time: float | np.ndarray       # tensor-parallel all-reduces
@@ -48,6 +51,7 @@ class StepCost:
     bytes: float | np.ndarray           # HBM bytes per GPU
     new_tokens: float | np.ndarray      # Σ new tokens in the step
     overhead: float = 0.0
+    context_time: float | np.ndarray = 0.0   # context_seconds · ΣL (0 for a pure roofline)
 
     @property
     def bound(self):
@@ -126,6 +130,11 @@ class CostModel:
         Link for tensor-parallel all-reduces; default the GPU's scale-up link (NVLink, or PCIe).
     mem_utilization:
         Fraction of GPU memory the engine may use for weights + KV (vLLM's default is 0.9).
+    context_seconds:
+        Extra seconds per cached token per step, outside the roofline: what an engine pays to
+        reach its context beyond streaming the KV bytes once (a gather copy, small strided
+        reads). Default 0 (attention reads the cache in place at η_W); fitted by
+        :func:`pdlib.calibrate.calibrate_with_context`.
     """
 
     model: ModelSpec
@@ -138,6 +147,7 @@ class CostModel:
     overhead: float = 0.0
     comm_link: Link | None = None
     mem_utilization: float = 0.9
+    context_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", mdl.get(self.model))
@@ -161,6 +171,9 @@ class CostModel:
                 raise ValueError(f"{knob} must be in (0, 1], got {v!r}")
         if self.overhead < 0:
             raise ValueError(f"overhead must be >= 0 seconds, got {self.overhead!r}")
+        if not self.context_seconds >= 0:
+            raise ValueError(f"context_seconds must be >= 0 seconds per cached token, got "
+                             f"{self.context_seconds!r}")
         if self.free_kv_bytes <= 0:
             raise ValueError(
                 f"{m.name} does not fit: {self.weight_bytes_per_gpu / 1e9:.1f} GB of {self.dtype} "
@@ -221,10 +234,11 @@ class CostModel:
         memory = bytes_ / (self.gpu.mem_bw * self.bw_efficiency)
         msg = T * m.hidden * mdl.dtype_bytes(self.dtype)
         comm = 2 * m.n_layers * allreduce_time(msg, tp, self.comm_link)
-        time = self.overhead + np.maximum(compute, memory) + comm
+        context = self.context_seconds * np.asarray(context_tokens, dtype=np.float64)
+        time = self.overhead + np.maximum(compute, memory) + comm + context
         return StepCost(time=_scalar(time), compute_time=_scalar(compute), memory_time=_scalar(memory),
                         comm_time=_scalar(comm), flops=_scalar(flops), bytes=_scalar(bytes_),
-                        new_tokens=_scalar(T), overhead=self.overhead)
+                        new_tokens=_scalar(T), overhead=self.overhead, context_time=_scalar(context))
 
     # ------------------------------------------------------------------ convenient forms
     def step(self, items: Iterable[Sequence[int]] | np.ndarray) -> StepCost:
@@ -275,8 +289,10 @@ class CostModel:
         return replace(self, **changes)
 
     def __repr__(self) -> str:
+        extra = (f", context={self.context_seconds * 1e9:g} ns/token" if self.context_seconds else "")
         return (f"CostModel({self.model.name} on {self.tp}×{self.gpu.name}, {self.dtype}, "
-                f"η_F={self.flops_efficiency}, η_W={self.bw_efficiency}, overhead={self.overhead * 1e3:g} ms)")
+                f"η_F={self.flops_efficiency}, η_W={self.bw_efficiency}, overhead={self.overhead * 1e3:g} ms"
+                f"{extra})")
 
 
 def fitting_cost_model(model, gpu, tp: int = 1, max_tp: int = 8, **knobs) -> tuple[CostModel, str]:

@@ -72,3 +72,18 @@ def test_measure_steps_statistic_and_bad_name(monkeypatch):
     assert lo == pytest.approx(1e-3) and mid == pytest.approx(2e-3)
     with pytest.raises(ValueError, match="stat must be 'min' or 'median'"):
         cal.measure_steps(m, [[(4, 0)]], stat="mean")
+
+
+def test_engine_times_as_one_cost_model_give_the_same_step_times():
+    cm = pdlib.CostModel("Llama-3.1-8B", "H100-SXM", flops_efficiency=0.5, bw_efficiency=0.7, overhead=2e-4)
+    t = cal.EngineTimes(cm, context_seconds=3e-8, loop_overhead=4e-4)
+    one = t.as_cost_model()
+    assert one.context_seconds == 3e-8 and one.overhead == pytest.approx(6e-4)
+    for items in ([(1, 4096)], [(1, 100)] * 32, [(512, 0), (1, 2000)], [(2048, 0)]):
+        assert one.step(items).time == pytest.approx(t.step_time(items), rel=1e-12)
+    # the term is outside the roofline: 1 µs/token on 1,000 cached tokens adds exactly 1 ms
+    slow = cm.with_(context_seconds=1e-6)
+    assert slow.decode(1, 1000).time - cm.decode(1, 1000).time == pytest.approx(1e-3)
+    assert slow.decode(1, 1000).memory_time == cm.decode(1, 1000).memory_time
+    with pytest.raises(ValueError, match="context_seconds must be >= 0"):
+        cm.with_(context_seconds=-1e-9)

@@ -73,8 +73,10 @@ def test_chunked_prefill_splits_prompt_and_prices_logits_once():
     assert list(res.timeline.n_prefill_tokens) == [512, 488]
 
 
-def test_pricer_matches_cost_model():
-    pr = StepPricer(pdlib.CostModel("Llama-3.1-8B", "H100-SXM", tp=2, overhead=1e-3))
+@pytest.mark.parametrize("context_seconds", [0.0, 2e-8])
+def test_pricer_matches_cost_model(context_seconds):
+    pr = StepPricer(pdlib.CostModel("Llama-3.1-8B", "H100-SXM", tp=2, overhead=1e-3,
+                                    context_seconds=context_seconds))
     rng = np.random.default_rng(1)
     for _ in range(20):
         n, T, L, g = int(rng.integers(1, 64)), int(rng.integers(64, 4096)), int(rng.integers(0, 10**6)), 1
@@ -82,6 +84,19 @@ def test_pricer_matches_cost_model():
         want = pr.cm.cost(n, T, L, pairs, g)
         t, bound = pr.step(n, T, L, pairs, g)
         assert t == pytest.approx(float(want.time), rel=1e-9) and bound == want.bound
+    ctx = np.array([1000.0, 5000.0, 20000.0])
+    times, _ = pr.decode_steps(4, ctx, 4 * ctx)
+    assert times == pytest.approx([float(pr.cm.cost(4, 4, L, 4 * L, 4).time) for L in ctx], rel=1e-9)
+
+
+def test_context_seconds_adds_its_cost_to_every_simulated_decode_step():
+    # one request, 1,000-token prompt, 11 tokens: decode steps see 1,000 … 1,009 cached tokens,
+    # so with 1 µs per cached token TPOT grows by the mean context, 1,004.5 µs
+    wl = pdlib.workload.Workload(np.zeros(1), np.array([1000]), np.array([11]), name="one")
+    tpot = {cs: pdlib.simulate(sim.colocated(model="Llama-3.1-8B", gpu="H100-SXM",
+                                             cost_kwargs={"context_seconds": cs}), wl).requests.tpot[0]
+            for cs in (0.0, 1e-6)}
+    assert tpot[1e-6] - tpot[0.0] == pytest.approx(1004.5e-6, rel=1e-6)
 
 
 def test_attention_pairs_scalar_equals_numpy_version_bit_for_bit():

@@ -5,7 +5,7 @@ cached tokens read, ``Σpairs`` attention pairs and ``g`` rows of logits::
 
     compute = (a(T, g) + A · Σpairs) / (tp · F · η_F)
     memory  = (b(T) + k · ΣL) / (W · η_W)
-    time    = overhead + max(compute, memory) + comm(T)
+    time    = overhead + max(compute, memory) + comm(T) + context_seconds · ΣL
 
 so once ``(n, T, g)`` are fixed both roofs are affine in ``(Σpairs, ΣL)``. The pricer reads the
 two intercepts and two slopes off three ``CostModel.cost`` calls per ``(n, T, g)`` and then
@@ -52,6 +52,8 @@ class StepPricer:
 
     def __init__(self, cm: CostModel, *, share: bool = True) -> None:
         self.cm = cm
+        #: the cost model's extra seconds per cached token per step (0 for a pure roofline)
+        self.context_seconds = float(getattr(cm, "context_seconds", 0.0))
         table = None
         if share:
             try:
@@ -63,7 +65,8 @@ class StepPricer:
 
     def coefficients(self, n_items: int, tokens: int, logits: int):
         """``(fixed, compute0, compute_per_pair, memory0, memory_per_context_token)``: the fixed
-        part is overhead + all-reduce time; the rest are the two affine roofs (seconds)."""
+        part is overhead + all-reduce time; the rest are the two affine roofs (seconds). The
+        cost model's ``context_seconds`` (per ΣL, outside the roofs) is :attr:`context_seconds`."""
         key = (n_items, tokens, logits)
         c = self._coef.get(key)
         if c is None:
@@ -80,7 +83,8 @@ class StepPricer:
         """(seconds, "compute" | "memory") of one step."""
         fixed, c0, cp, m0, ml = self.coefficients(n_items, tokens, logits)
         compute, memory = c0 + cp * pairs, m0 + ml * context
-        return fixed + max(compute, memory), ("compute" if compute >= memory else "memory")
+        return (fixed + self.context_seconds * context + max(compute, memory),
+                "compute" if compute >= memory else "memory")
 
     def decode_steps(self, batch: int, context: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, str]:
         """Seconds of decode steps of ``batch`` requests with ``context[j]`` = ΣL and ``pairs[j]``
@@ -89,4 +93,4 @@ class StepPricer:
         compute = c0 + cp * pairs
         memory = m0 + ml * context
         bound = "compute" if compute[-1] >= memory[-1] else "memory"
-        return fixed + np.maximum(compute, memory), bound
+        return fixed + self.context_seconds * context + np.maximum(compute, memory), bound
