@@ -41,6 +41,10 @@ Items = Sequence[tuple[int, int]]
 
 def _peak_times(cm: CostModel, measurements) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compute and memory seconds at η = 1 (no overhead), and measured seconds, per step."""
+    if cm.context_seconds:
+        raise ValueError(f"calibrate a cost model with context_seconds=0 (got {cm.context_seconds!r}): "
+                         f"the fit would keep it on top of what it finds; use calibrate_with_context "
+                         f"to fit the context term")
     ideal = cm.with_(flops_efficiency=1.0, bw_efficiency=1.0, overhead=0.0)
     costs = [ideal.step(items) for items, _ in measurements]
     C = np.array([c.compute_time for c in costs])

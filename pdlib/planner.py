@@ -324,7 +324,8 @@ def capacity_estimate(candidate: Candidate, prompt, output) -> float:
     if candidate.arch == "colocated":
         compute = float(np.mean(pre.compute_time)) + o * float(dec.compute_time) / B
         memory = float(np.mean(pre.memory_time)) + o * float(dec.memory_time) / B
-        return 1.0 / max(compute, memory)
+        beyond = float(np.mean(pre.context_time)) + o * float(dec.context_time) / B   # context_seconds
+        return 1.0 / (max(compute, memory) + beyond)
     return min(c.n_prefill / float(np.mean(pre.time)), c.n_decode * B / (o * float(dec.time)))
 
 

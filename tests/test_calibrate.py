@@ -87,3 +87,6 @@ def test_engine_times_as_one_cost_model_give_the_same_step_times():
     assert slow.decode(1, 1000).memory_time == cm.decode(1, 1000).memory_time
     with pytest.raises(ValueError, match="context_seconds must be >= 0"):
         cm.with_(context_seconds=-1e-9)
+    # a model that already has a context term is not refitted on top of it (it would count twice)
+    with pytest.raises(ValueError, match="context_seconds=0"):
+        cal.calibrate_with_context(slow, [([(1, 1000)], 0.01), ([(1, 2000)], 0.02)])

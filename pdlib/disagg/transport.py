@@ -53,7 +53,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-__all__ = ["block_runs", "DistTransport", "EmulatedLink", "KVDest", "META", "Pending", "new_message", "SharedTransport", "Transport",
+__all__ = ["block_runs", "on_side_stream", "ready_event", "DistTransport", "EmulatedLink", "KVDest", "META", "Pending", "new_message", "SharedTransport", "Transport",
            "init_group", "raw_bandwidth", "raw_copy_bandwidth", "TRANSPORTS", "worker_context"]
 
 TRANSPORTS = ("auto", "gloo", "nccl", "shared")
@@ -158,16 +158,45 @@ class Transport:
 
 
 def _wait_for_stream(tensor: torch.Tensor) -> None:
-    """Block this thread until ``tensor``'s device has finished what this thread queued on it.
+    """Block this thread until ``tensor``'s device has finished what this thread queued on its
+    *current* stream (inside ``torch.cuda.stream(side)``: the side stream). A no-op on the CPU.
 
     With NCCL, ``dist.send``/``dist.recv`` return once the transfer is *queued*: the current CUDA
     stream then waits for it, the host does not. Without this the sender's clock would time
-    the queueing and the decode side would call a transfer landed before its bytes had. Threads
-    other than the main one start on ``cuda:0``, so the device is set first. (Written for two
-    GPUs, **untested here**; a no-op on the CPU.)"""
+    the queueing and the decode side would call a transfer landed before its bytes had.
+    (Written for GPUs, **untested here**.)"""
     if tensor.is_cuda:
-        torch.cuda.set_device(tensor.device)
         torch.cuda.current_stream(tensor.device).synchronize()
+
+
+def ready_event(device) -> "torch.cuda.Event | None":
+    """On a GPU: an event recorded now on this thread's current stream of ``device``, marking
+    that the kernels queued so far (e.g. those filling a KV message) are done once it fires;
+    None on the CPU. The thread that moves the message waits for it on its own stream
+    (:func:`on_side_stream`), so the transfer neither starts before the data exists nor waits
+    behind compute queued later."""
+    if torch.device(device).type != "cuda":
+        return None
+    ev = torch.cuda.Event()
+    ev.record(torch.cuda.current_stream(device))
+    return ev
+
+
+def on_side_stream(side, ready, tensor: torch.Tensor, op) -> None:
+    """Run ``op()`` (a send, a receive or copies touching ``tensor``) on the CUDA stream ``side``
+    after the event ``ready`` fired (on the device; a caller that times ``op`` calls
+    ``ready.synchronize()`` first, so its clock starts when the bytes exist), and return when it
+    has finished there; plain ``op()`` when ``side`` is None (CPU). A side stream per transfer thread keeps transfers off the default
+    stream, where they would queue behind, and block, the engine's own kernels."""
+    if side is None:
+        op()
+        return
+    if ready is not None:
+        side.wait_event(ready)
+    with torch.cuda.stream(side):
+        op()
+        tensor.record_stream(side)     # the caching allocator must not hand this memory out early
+    side.synchronize()
 
 
 class DistTransport(Transport):
@@ -192,17 +221,22 @@ class DistTransport(Transport):
             self._thread = threading.Thread(target=self._receive, daemon=True)
             self._thread.start()
         pending = Pending()
-        self._posted.put((tensor, pending))
+        # on a GPU the buffer's zero-fill was queued on this thread's stream: the receive,
+        # on the receiver thread's own stream, must not overwrite it before it is done
+        self._posted.put((tensor, pending, ready_event(tensor.device)))
         return pending
 
     def _receive(self) -> None:
+        side = None
         while True:
-            tensor, pending = self._posted.get()
+            tensor, pending, ready = self._posted.get()
             try:
-                if tensor.is_cuda:
+                if tensor.is_cuda and side is None:
                     torch.cuda.set_device(tensor.device)      # this thread started on cuda:0
-                dist.recv(tensor, self.peer)
-                _wait_for_stream(tensor)
+                    side = torch.cuda.Stream(tensor.device)
+                # on a GPU the receive runs on this thread's own stream: on the default stream
+                # NCCL would make every decode step queued after it wait for this layer
+                on_side_stream(side, ready, tensor, lambda: dist.recv(tensor, self.peer))
             except RuntimeError as e:         # a timed-out or broken group: report, stop receiving
                 pending.error = e
                 return
@@ -274,7 +308,7 @@ class SharedTransport(Transport):
         if len(runs) <= MAX_RUNS:
             # each run of consecutive blocks is one contiguous range of slots in every layer, so
             # K and V are each one (layer-strided) copy per run: measured as fast as one flat
-            # memcpy of the same bytes, where a copy per layer was 10-20 % slower at 4 MB
+            # memcpy of the same bytes, where a copy per layer was 15-20 % slower at 4 MB
             t = 0
             for b, n in runs:
                 k_dst[:, b * bs:(b + n) * bs].copy_(kv[:, 0, t:t + n * bs])
@@ -288,8 +322,7 @@ class SharedTransport(Transport):
         if dest.meta:
             mailbox[self._metas % mailbox.shape[0]].copy_(message[n_kv:].view(torch.int64))
             self._metas += 1
-        if k_pool.is_cuda:                        # UNTESTED on GPU: bytes written before the signal
-            torch.cuda.current_stream(k_pool.device).synchronize()
+        _wait_for_stream(k_pool)                  # GPU (untested here): bytes written before the signal
         with self.counter.get_lock():             # the lock orders our writes before the signal
             self.counter.value += 1
 
@@ -334,7 +367,9 @@ class SharedTransport(Transport):
         return pending
 
 
-MAX_RUNS = 4    # above this many runs of consecutive blocks, one indexed copy beats a copy per run
+MAX_RUNS = 4    # chosen: above this many runs of consecutive blocks, one indexed copy per tensor
+                # (a copy per run costs a dispatch each; the indexed copy ran at 55-70 % of a flat
+                # memcpy in an ad-hoc measurement, a strided run copy at about 100 %)
 
 
 def block_runs(blocks) -> list[tuple[int, int]]:
@@ -380,7 +415,9 @@ class EmulatedLink(Transport):
     ``free_at = max(start_i, free_at) + latency + bytes_i / bandwidth``; the sender holds it
     until then and only then hands it to ``inner``, so the receiver sees it when a real link
     would deliver it. Hence over any busy stretch, bytes / elapsed ≤ bandwidth. Works over any
-    transport.
+    transport. The emulated link sits *in series* with ``inner``: a message takes its wire time
+    plus ``inner``'s own transfer time (small next to it when ``bandwidth`` is well below the
+    inner transport's), so the effective bandwidth is a little below ``bandwidth``.
     """
 
     def __init__(self, inner: Transport, bandwidth: float, latency: float = 0.0):

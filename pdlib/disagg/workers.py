@@ -37,7 +37,7 @@ import torch
 from ..engine import Decoder, Runner, steady_allocator
 from ..engine.layers import apply_rope, causal_attention
 from .transport import (DistTransport, EmulatedLink, KVDest, SharedTransport, init_group, new_message,
-                        open_pool, share_pool)
+                        on_side_stream, open_pool, ready_event, share_pool)
 
 __all__ = ["decode_main", "digest", "kv_message_bytes", "prefill_layers", "prefill_main"]
 
@@ -88,6 +88,30 @@ def prefill_layers(model: Decoder, prompt: list[int]):
     yield None, model.lm_head(model.model.norm(x[-1])), None
 
 
+WARMUP_TOKENS = 8     # a prompt this long runs through each worker's engine before it reports ready
+
+
+def _warm_up(model: Decoder, runner: Runner | None = None) -> None:
+    """Run the engine once, untimed, before the worker says it is ready: a fresh process's first
+    prefill and first decode step pay one-off costs (on a GPU lazy module loading and library
+    handles, hundreds of ms) that would otherwise land in the first request's TTFT and TPOT.
+    Prefill side: one layer-by-layer prefill; decode side (``runner``): a prefill and a decode
+    step on the real cache, whose blocks are then freed."""
+    room = WARMUP_TOKENS + 1 if runner is None else runner.cache.n_blocks * runner.cache.block_size
+    prompt = [i % model.spec.vocab for i in range(min(WARMUP_TOKENS, room - 1))]
+    if not prompt:
+        return                                    # a one-token cache: nothing to warm up with
+    if runner is None:
+        for _ in prefill_layers(model, prompt):
+            pass
+    else:
+        runner.step([("warm-up", prompt)])
+        runner.step([("warm-up", [0])])
+        runner.free("warm-up")
+    if model.device.type == "cuda":
+        torch.cuda.synchronize(model.device)
+
+
 def _link(cfg, chan, pool=None):
     if cfg["transport"] == "shared":
         t = SharedTransport(chan["counter"], chan["messages"], pool, cfg["block_size"])
@@ -110,24 +134,30 @@ def prefill_main(cfg: dict, state: dict, work_q, events, chan: dict) -> None:
     # shared: the decode worker's KV pool, written into directly (kept alive for our whole life)
     pool = open_pool(chan["setup"], 60.0 + cfg["timeout"]) if shared else None
     link = _link(cfg, chan, pool)
+    _warm_up(model)
     events.put(("ready", "prefill"))
     stall_after = cfg["faults"].get("stall_prefill_after_layers")
     bs = cfg["block_size"]
     outbox: queue.Queue = queue.Queue()
 
     def sender():
-        # sends in order; reports (rid, start, end, bytes) of every message
+        # sends in order; reports (rid, start, end, bytes) of every message. On a GPU it works on
+        # its own stream, after each message's ready event: on the default stream a transfer
+        # would wait for every layer queued since, and the layers for the transfer
+        side = None
+        if model.device.type == "cuda":
+            torch.cuda.set_device(model.device)
+            side = torch.cuda.Stream(model.device)
         while True:
             item = outbox.get()
             if item is None:
                 return
             rid, messages = item
-            for t, dest in messages:
+            for t, dest, ready in messages:
+                if ready is not None:
+                    ready.synchronize()           # the wire starts once the layer exists
                 t0 = time.perf_counter()
-                if dest is None:
-                    link.send(t)
-                else:
-                    link.send_kv(t, dest)
+                on_side_stream(side, ready, t, lambda: link.send_kv(t, dest))
                 events.put(("sent", rid, t0, time.perf_counter(), t.numel() * t.element_size()))
 
     thread = threading.Thread(target=sender, daemon=True)
@@ -170,7 +200,7 @@ def prefill_main(cfg: dict, state: dict, work_q, events, chan: dict) -> None:
                 continue                          # test hook: from here on nothing is sent
             sent_layers += 1
             if cfg["layerwise"] and li < L - 1:
-                outbox.put((rid, [(msg, dest((li,)))]))
+                outbox.put((rid, [(msg, dest((li,)), ready_event(model.device))]))
             elif cfg["layerwise"]:
                 last = (msg, meta, dest((li,)))   # goes once the first token is known
         first = int(logits.argmax())
@@ -183,7 +213,7 @@ def prefill_main(cfg: dict, state: dict, work_q, events, chan: dict) -> None:
                 last = (whole, trailer, dest(tuple(range(L))))
             msg, meta, d = last
             meta.copy_(torch.tensor([rid, P, first], dtype=torch.long))
-            outbox.put((rid, [(msg, d)]))
+            outbox.put((rid, [(msg, d, ready_event(model.device))]))
     outbox.put(None)
     thread.join()
     if not shared:
@@ -216,6 +246,7 @@ def decode_main(cfg: dict, state: dict, ctrl_q, work_q, events, chan: dict) -> N
     if shared:                                   # our block pool, handed to the prefill worker
         pool = share_pool(cache.k, cache.v, cfg["n_blocks"], chan["setup"])
     link = _link(cfg, chan, pool)
+    _warm_up(model, runner)
     events.put(("ready", "decode"))
     waiting: list[tuple[int, list[int], int]] = []
     inflight: list[dict] = []                    # transfers in arrival order
