@@ -34,18 +34,27 @@ def exposed_layerwise() -> Expected:
                     "exposed = max(wire/l, wire − prefill + prefill/l).")
 
 
-def _chapter_big_spec():
-    """The chapter's 8-layer float32 timing model (4 KV heads of 32 dims: 8,192 B of KV per token)."""
-    from ..models import ModelSpec
-    return ModelSpec(name="ch07-big", n_layers=8, hidden=256, n_heads=8, n_kv_heads=4, head_dim=32,
-                     ffn=512, vocab=1000, max_context=1024, source="the chapter's engine.tiny_spec(...)")
+def chapter_timing_spec():
+    """The chapter's 8-layer timing model (``big`` in the notebook, which builds it with this
+    function): hidden 256, 8 heads, 4 KV heads of 32 dims, so 8,192 bytes of KV per token in
+    float32. :func:`pdlib.engine.tiny_spec` is imported here, so loading the exercises stays
+    torch-free."""
+    from .. import engine
+    return engine.tiny_spec(n_layers=8, hidden=256, n_heads=8, n_kv_heads=4, ffn=512, vocab=1000,
+                            max_context=1024)
 
 
-def _slowest_hidden_link(spec, tokens: int, prefill_time: float, dtype: str = "fp32",
-                        latency: float = 1e-9) -> float:
+def slowest_hidden_link(spec, tokens: int, prefill_time: float, dtype: str = "fp32",
+                        latency: float = 1e-9, layers: float = 1.0) -> float:
     """Smallest bandwidth (bytes/s) at which :func:`pdlib.kv_transfer_time` in layerwise mode
-    exposes no more than one layer's message (``wire / layers`` + latency), by bisection on the
-    log of the bandwidth (60 halvings between 1 B/s and 1e15 B/s)."""
+    exposes no more than ``layers`` layers' messages (``layers · wire / n_layers`` + latency,
+    wire = KV bytes / bandwidth), by bisection on the log of the bandwidth (60 halvings between
+    1 B/s and 1e15 B/s). Solving ``wire − prefill + prefill/l <= layers · wire/l`` gives the
+    closed form ``KV bytes / prefill_time · (l − layers) / (l − 1)``: with ``layers = 1`` the link
+    that moves the KV exactly as fast as the prefill makes it."""
+    if not 1 <= layers < spec.n_layers:
+        raise ValueError(f"layers must be in [1, {spec.n_layers}) for a {spec.n_layers}-layer model, "
+                         f"got {layers!r}")
     from .. import kv_transfer_time
     from ..hardware import Link
     nbytes = float(spec.kv_bytes(tokens, dtype))
@@ -54,7 +63,7 @@ def _slowest_hidden_link(spec, tokens: int, prefill_time: float, dtype: str = "f
         link = Link("exercise", bw, latency, "network", source="made-up link for the exercise")
         exposed = kv_transfer_time(spec, tokens, link, dtype=dtype, mode="layerwise",
                                    prefill_time=prefill_time)
-        return exposed <= (nbytes / bw) / spec.n_layers * (1 + 1e-9) + latency
+        return exposed <= layers * (nbytes / bw) / spec.n_layers * (1 + 1e-9) + latency
 
     lo, hi = 0.0, 15.0                                  # log10 bytes/s; hidden(1e15) holds
     for _ in range(60):
@@ -68,7 +77,7 @@ def _slowest_hidden_link(spec, tokens: int, prefill_time: float, dtype: str = "f
           "MB/s (1e6 bytes/s), on which the transfer adds no more than one layer's message time to "
           "the TTFT?")
 def knee_bandwidth() -> Expected:
-    bw = _slowest_hidden_link(_chapter_big_spec(), 1024, 0.2)
+    bw = slowest_hidden_link(chapter_timing_spec(), 1024, 0.2)
     return Expected(bw / 1e6, rel=0.02, unit="MB/s",
                     hint="exposed = max(wire/l, wire − prefill + prefill/l): the second term takes over "
                          "when the wire time exceeds the prefill time. The knee is the link that moves "
