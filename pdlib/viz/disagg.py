@@ -71,16 +71,12 @@ def plot_disagg_processes(transport: str = "gloo", devices: Sequence[str] = ("cp
     # the three processes
     _box(ax, 0.01, 0.36, 0.2, 0.3, "front end\n(your process)\n\ndisagg.run:\nsubmit requests,\ncollect events",
          _FRONT)
-    _box(ax, 0.3, 0.04, 0.3, 0.38, "", _PREFILL)
-    ax.text(0.45, 0.395, f"prefill worker (rank 0, {devices[0]})", ha="center", va="top", fontsize=9,
-            fontweight="bold")
+    _box(ax, 0.3, 0.04, 0.3, 0.38, f"prefill worker (rank 0, {devices[0]})", _PREFILL, weight="bold", va="top")
     _box(ax, 0.33, 0.2, 0.24, 0.1, "engine: prompt layer by layer", "white", fontsize=8)
     _box(ax, 0.33, 0.07, 0.24, 0.1, "sender thread: one message\nper layer, as each is done",
          "white", fontsize=8)
     _arrow(ax, (0.45, 0.2), (0.45, 0.17), lw=1.0)
-    _box(ax, 0.68, 0.5, 0.31, 0.46, "", _DECODE)
-    ax.text(0.835, 0.945, f"decode worker (rank 1, {devices[1]})", ha="center", va="top", fontsize=9,
-            fontweight="bold")
+    _box(ax, 0.68, 0.5, 0.31, 0.46, f"decode worker (rank 1, {devices[1]})", _DECODE, weight="bold", va="top")
     _box(ax, 0.705, 0.79, 0.26, 0.1, "admission: blocks for\nprompt + new tokens free?", "white", fontsize=8)
     _box(ax, 0.705, 0.66, 0.26, 0.1, "engine: continuous decode loop\n(one token per request per step)",
          "white", fontsize=8)
