@@ -185,25 +185,24 @@ def overlap_rows(m, spec, bw_rows, device: str = "cpu") -> list[dict]:
     for row in bw_rows[1:3]:
         P = row["prompt"]
         bw = row["kv_bytes"] / row["prefill_s"]                 # wire time = the fastest prefill
-        # hidden = 1 − exposed / wire time, the prediction's denominator too (the span from
-        # first to last send also counts the link's idle gaps between layers)
-        hid = lambda r: max(0.0, 1 - r.exposed_transfer / (r.kv_bytes / bw))
+        # hidden over the wire time, for the runs and for the prediction alike
+        hid = lambda r: disagg.hidden_fraction(r.exposed_transfer, r.kv_bytes, bw)
         for tr in transports_for(device):
             lw = max(serial(m, P, 2, transport=tr, layerwise=True, link_bandwidth=bw)[1:], key=hid)
             wh = serial(m, P, 2, transport=tr, layerwise=False, link_bandwidth=bw)[1]
             link = Link("emulated", bw, 1e-9, "network", source="pdlib.disagg.EmulatedLink", measured=True)
             exposed = pdlib.kv_transfer_time(spec, P, link, dtype="fp32", mode="layerwise",
                                              prefill_time=lw.prefill_seconds)
-            wire = spec.kv_bytes(P, "fp32") / bw
+            predicted = disagg.hidden_fraction(exposed, spec.kv_bytes(P, "fp32"), bw)
             rows.append({"prompt": P, "transport": tr, "link_bytes_per_s": bw, "prefill_s": lw.prefill_seconds,
                          "wire_s": lw.kv_bytes / bw, "wire_over_prefill": lw.kv_bytes / bw / lw.prefill_seconds,
                          "layerwise_transfer_s": lw.transfer_seconds, "layerwise_exposed_s": lw.exposed_transfer,
                          "whole_transfer_s": wh.transfer_seconds, "whole_exposed_s": wh.exposed_transfer,
                          "hidden_layerwise": hid(lw), "hidden_whole": hid(wh),
-                         "hidden_predicted": 1 - exposed / wire,
+                         "hidden_predicted": predicted,
                          "ttft_layerwise_s": lw.ttft, "ttft_whole_s": wh.ttft})
             print(f"{P:>6} {tr:>9} {bw / 1e6:>9.1f} {lw.prefill_seconds:>9.3f} {hid(lw):>16.0%} "
-                  f"{hid(wh):>12.0%} {1 - exposed / wire:>9.0%}")
+                  f"{hid(wh):>12.0%} {predicted:>9.0%}")
     return rows
 
 

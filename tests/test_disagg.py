@@ -284,3 +284,11 @@ def test_raw_send_reference_runs_on_gloo_and_names_what_nccl_needs():
     if torch.cuda.device_count() < 2:
         with pytest.raises(ValueError, match="needs two GPUs"):
             disagg.raw_bandwidth(1 << 20, backend="nccl")
+
+
+def test_hidden_fraction_counts_over_the_wire_time():
+    # 8 MB on a 20 MB/s link: 0.4 s of wire; 0.05 s left after the prefill → 87.5 % hidden
+    assert disagg.hidden_fraction(0.05, 8e6, 20e6) == pytest.approx(0.875)
+    assert disagg.hidden_fraction(0.6, 8e6, 20e6) == 0.0             # nothing hidden, never < 0
+    with pytest.raises(ValueError, match="must be > 0"):
+        disagg.hidden_fraction(0.1, 0, 20e6)

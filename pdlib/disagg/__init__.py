@@ -15,7 +15,7 @@ Importing this package imports torch (``import pdlib`` alone does not)::
 """
 from __future__ import annotations
 
-from .frontend import RequestResult, pick_transport, run
+from .frontend import RequestResult, hidden_fraction, pick_transport, run
 from .transport import (block_runs, META, DistTransport, EmulatedLink, KVDest, SharedTransport, Transport, new_message,
                         raw_bandwidth, raw_copy_bandwidth)
 from .workers import kv_message_bytes, prefill_layers
@@ -24,6 +24,7 @@ __all__ = [
            "block_runs",
            "DistTransport",
            "EmulatedLink",
+           "hidden_fraction",
            "KVDest",
            "META",
            "new_message",

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 import torch
 
 from ..engine import Decoder
+from ..engine.kv_cache import blocks_for_all
 from ..models import ModelSpec
 from .transport import TRANSPORTS, worker_context
 from .workers import decode_main, prefill_main
 
-__all__ = ["RequestResult", "pick_transport", "run", "worker_context"]
+__all__ = ["RequestResult", "hidden_fraction", "pick_transport", "run", "worker_context"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,18 @@ class RequestResult:
     token_times: tuple[float, ...] = field(default=(), repr=False)
     step_seconds: tuple[float, ...] = field(default=(), repr=False)
     wire: tuple[tuple[float, float, int], ...] = field(default=(), repr=False)
+
+
+def hidden_fraction(exposed: float, kv_bytes: float, bandwidth: float) -> float:
+    """Share of a KV transfer hidden behind the prefill, counted over its wire time:
+    ``max(0, 1 − exposed / (kv_bytes / bandwidth))`` with ``exposed`` the seconds of transfer
+    left after the prefill ended (measured, e.g. :attr:`RequestResult.exposed_transfer`, or
+    predicted by :func:`pdlib.kv_transfer_time`), ``kv_bytes`` bytes and ``bandwidth`` the link's
+    bytes/s. (The span from first to last send would also count the link's idle gaps between
+    layers, so it is not the denominator.)"""
+    if not (kv_bytes > 0 and bandwidth > 0):
+        raise ValueError(f"kv_bytes and bandwidth must be > 0, got {kv_bytes!r}, {bandwidth!r}")
+    return max(0.0, 1.0 - exposed / (kv_bytes / bandwidth))
 
 
 def _resolve(m_or_spec, dtype, seed):
@@ -139,7 +152,7 @@ def run(m_or_spec, prompts, max_new_tokens: int, transport: str = "auto",
     transport, devices = pick_transport(transport)
     spec, state, dtype = _resolve(m_or_spec, dtype, seed)
     if n_blocks is None:
-        n_blocks = max(1, sum(-(-(len(p) + max_new_tokens) // block_size) for p in prompts))
+        n_blocks = blocks_for_all(prompts, max_new_tokens, block_size)
     cfg = {"spec": spec, "dtype": dtype, "transport": transport, "block_size": block_size, "n_blocks": n_blocks,
                "layerwise": layerwise, "link_bandwidth": link_bandwidth, "link_latency": link_latency,
                "timeout": timeout, "checksums": checksums, "threads": threads, "faults": faults,

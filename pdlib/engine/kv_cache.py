@@ -11,7 +11,14 @@ import math
 
 import torch
 
-__all__ = ["BlockAllocator", "KVCache", "OutOfBlocks"]
+__all__ = ["BlockAllocator", "KVCache", "OutOfBlocks", "blocks_for_all"]
+
+
+def blocks_for_all(prompts, max_new_tokens: int, block_size: int) -> int:
+    """Blocks for every request's whole lifetime at once (at least 1):
+    ``Σ ceil((len(prompt) + max_new_tokens) / block_size)`` — the default cache of
+    :func:`pdlib.engine.generate`, :func:`pdlib.engine.serve` and :func:`pdlib.disagg.run`."""
+    return max(1, sum(-(-(len(p) + max_new_tokens) // block_size) for p in prompts))
 
 
 class OutOfBlocks(RuntimeError):

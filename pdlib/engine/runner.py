@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .kv_cache import KVCache
+from .kv_cache import KVCache, blocks_for_all
 from .layers import apply_rope
 from .model import Decoder
 
@@ -248,7 +248,7 @@ def generate(model: Decoder, prompts: Sequence[Sequence[int]], max_new_tokens: i
     ``return_steps`` the result is ``(tokens, steps)``, steps being the :class:`StepRecord` list.
     """
     if n_blocks is None:
-        n_blocks = max(1, sum(-(-(len(p) + max_new_tokens) // block_size) for p in prompts))
+        n_blocks = blocks_for_all(prompts, max_new_tokens, block_size)
     runner = Runner(model, n_blocks=n_blocks, block_size=block_size)
     tokens = runner.generate(prompts, max_new_tokens, chunk_size, token_budget, arrival_steps, eos_id)
     return (tokens, runner.history) if return_steps else tokens

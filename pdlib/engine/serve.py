@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .allocator import steady_allocator
+from .kv_cache import blocks_for_all
 from .model import Decoder
 from .runner import Runner, _sync
 
@@ -82,7 +83,7 @@ def serve(model: Decoder, prompts: Sequence[Sequence[int]], max_new_tokens: int,
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
     if n_blocks is None:
-        n_blocks = max(1, sum(-(-(len(p) + max_new_tokens) // block_size) for p in prompts))
+        n_blocks = blocks_for_all(prompts, max_new_tokens, block_size)
     steady_allocator()
     runner = Runner(model, n_blocks=n_blocks, block_size=block_size, record=True)
     times: list[list[float]] = [[] for _ in prompts]
