@@ -98,12 +98,18 @@ def allreduce_time(nbytes, n_gpus: int, link: Link):
     tree (what libraries switch to for the small messages of decode): ``2·⌈log2 n⌉`` hops::
 
         time = 2(n−1)/n · nbytes / bandwidth + 2·⌈log2 n⌉ · latency      (0 for one GPU)
+
+    ``bandwidth`` and ``latency`` are those of the link the group really uses
+    (:meth:`~pdlib.hardware.Link.group_bandwidth`): on a full mesh (MI300X's Infinity Fabric) a
+    group of n reaches n − 1 of the peer links; an NVLink bridge joins pairs, so tp 4 on PCIe cards
+    pays PCIe.
     """
     if n_gpus <= 1:
         return np.zeros_like(np.asarray(nbytes, dtype=np.float64))
     n = n_gpus
+    ln = link.group_link(n)
     hops = 2 * int(np.ceil(np.log2(n)))
-    return 2 * (n - 1) / n * np.asarray(nbytes, dtype=np.float64) / link.bandwidth + hops * link.latency
+    return 2 * (n - 1) / n * np.asarray(nbytes, dtype=np.float64) / ln.group_bandwidth(n) + hops * ln.latency
 
 
 @dataclass(frozen=True)

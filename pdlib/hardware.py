@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["GPU", "Link", "LINK_KINDS", "ALIASES", "gpu", "link", "gpu_names", "link_names",
-           "register_gpu", "register_link"]
+           "priced_gpus", "register_gpu", "register_link"]
 
 #: Allowed values of :attr:`Link.kind`.
 LINK_KINDS = ("nvlink", "pcie", "cxl", "network", "fabric")
@@ -40,9 +40,19 @@ def _check_positive(obj, fields: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class Link:
-    """A point-to-point interconnect. ``bandwidth``: usable bytes/s per direction;
+    """An interconnect. ``bandwidth``: usable bytes/s per direction out of one GPU (or NIC);
     ``latency``: one-way seconds per message; ``kind``: one of :data:`LINK_KINDS`;
-    ``measured``: True when the bandwidth was measured end to end rather than read off a datasheet."""
+    ``measured``: True when the bandwidth was measured end to end rather than read off a datasheet.
+
+    Topology, for the collectives of tensor parallelism (:meth:`group_bandwidth`):
+
+    * ``peers``: the bandwidth is the sum over this many point-to-point links to as many peers (a
+      full mesh such as AMD's Infinity Fabric: 7 links of 64 GB/s each way = 448 GB/s). A group of
+      ``n`` GPUs reaches only ``n − 1`` of them. ``None``: a switch (NVSwitch) gives every GPU its
+      full bandwidth whatever the group.
+    * ``max_group`` / ``beyond``: the link joins at most ``max_group`` GPUs (an NVLink bridge joins
+      pairs); a larger group talks over the link named ``beyond`` (PCIe).
+    """
     name: str
     bandwidth: float
     latency: float
@@ -50,20 +60,48 @@ class Link:
     source: str
     measured: bool = False
     note: str = ""
+    peers: int | None = None
+    max_group: int | None = None
+    beyond: str | None = None
 
     def __post_init__(self):
-        _check_positive(self, ("bandwidth", "latency"))
+        _check_positive(self, ("bandwidth", "latency", "peers", "max_group"))
         if self.kind not in LINK_KINDS:
             raise ValueError(f"Link {self.name!r}: kind must be one of {', '.join(LINK_KINDS)}, "
                              f"got {self.kind!r}")
+        if (self.max_group is None) != (self.beyond is None):
+            raise ValueError(f"Link {self.name!r}: max_group and beyond go together (a bridge for "
+                             f"max_group GPUs, and the link a larger group uses)")
+
+    @property
+    def peer_bandwidth(self) -> float:
+        """Bytes/s per direction to one peer: ``bandwidth / peers`` (all of it without ``peers``)."""
+        return self.bandwidth / (self.peers or 1)
+
+    def group_link(self, n_gpus: int) -> "Link":
+        """The link a group of ``n_gpus`` GPUs actually talks over: this one, or ``beyond`` when
+        the group is larger than ``max_group`` (an NVLink bridge for pairs, PCIe for four)."""
+        if self.max_group is not None and n_gpus > self.max_group:
+            return link(self.beyond).group_link(n_gpus)
+        return self
+
+    def group_bandwidth(self, n_gpus: int) -> float:
+        """Bytes/s per direction one GPU can drive into a collective among ``n_gpus`` GPUs:
+        ``min(n − 1, peers) · peer_bandwidth`` on a mesh, the full ``bandwidth`` behind a switch,
+        and the ``beyond`` link's figure for a group a bridge cannot join."""
+        ln = self.group_link(n_gpus)
+        if ln.peers is None:
+            return ln.bandwidth
+        return min(max(n_gpus - 1, 1), ln.peers) * ln.peer_bandwidth
 
 
 @dataclass(frozen=True)
 class GPU:
     """One accelerator. ``flops``: dense BF16 tensor FLOP/s (FP16 where there is no BF16);
     ``mem_bytes``: device memory in bytes; ``mem_bw``: memory bandwidth in bytes/s;
-    ``scaleup``: name of the GPU-to-GPU link in the link catalog; ``price_per_hour``: rough USD
-    per GPU-hour (volatile, for ratios only)."""
+    ``scaleup``: name of the GPU-to-GPU link in the link catalog; ``price_per_hour``: USD per
+    GPU-hour on demand, from the price list ``price_source`` as read on ``price_date`` (ISO date);
+    prices move every month, so read ratios, and pass your own with :func:`dataclasses.replace`."""
     name: str
     flops: float
     mem_bytes: float
@@ -75,6 +113,8 @@ class GPU:
     bf16: bool = True
     tdp_watts: float | None = None
     price_per_hour: float | None = None
+    price_source: str = ""
+    price_date: str = ""
     uncertain: bool = False
     source: str = ""
     note: str = ""
@@ -82,6 +122,9 @@ class GPU:
     def __post_init__(self):
         _check_positive(self, ("flops", "mem_bytes", "mem_bw", "fp8_flops", "fp32_flops",
                                "tdp_watts", "price_per_hour"))
+        if self.price_per_hour is not None and not (self.price_source and self.price_date):
+            raise ValueError(f"GPU {self.name!r}: a price_per_hour needs its price_source and "
+                             f"price_date (the list it was read from, and when)")
 
     @property
     def ridge(self) -> float:
@@ -136,11 +179,17 @@ _LINKS: dict[str, Link] = {ln.name: ln for ln in [
     Link("NVLink4", 450 * GB, 2e-6, "nvlink", _NVLINK, note="H100/H200 SXM: 900 GB/s bidirectional"),
     Link("NVLink5", 900 * GB, 2e-6, "nvlink", _NVLINK, note="B200: 1.8 TB/s bidirectional"),
     Link("NVLink-bridge-H100-PCIe", 300 * GB, 2e-6, "nvlink",
-         "https://www.nvidia.com/en-us/data-center/h100/",
-         note="NVLink bridge joining pairs of H100 PCIe cards: 600 GB/s bidirectional"),
+         "https://www.nvidia.com/en-us/data-center/h100/", max_group=2, beyond="PCIe-Gen5-x16",
+         note="NVLink bridge joining pairs of H100 PCIe cards: 600 GB/s bidirectional; "
+              "tp 4 or 8 talks over PCIe Gen5"),
+    Link("NVLink-bridge-A100-PCIe", 300 * GB, 2e-6, "nvlink",
+         "https://www.nvidia.com/en-us/data-center/a100/", max_group=2, beyond="PCIe-Gen4-x16",
+         note="NVLink bridge for 2 A100 PCIe cards: 600 GB/s bidirectional (Azure NC A100 v4 "
+              "pairs its cards this way); tp 4 or 8 talks over PCIe Gen4"),
     Link("Infinity-Fabric-MI300X", 448 * GB, 2e-6, "fabric",
-         "https://www.amd.com/en/products/accelerators/instinct/mi300/mi300x.html",
-         note="AMD Infinity Fabric peer links: 896 GB/s bidirectional per GPU"),
+         "https://www.amd.com/en/products/accelerators/instinct/mi300/mi300x.html", peers=7,
+         note="AMD Infinity Fabric: 7 peer links of 64 GB/s each way (896 GB/s bidirectional "
+              "summed over the 7); tp 2 uses one of them, tp 8 all seven"),
     Link("Mooncake-RoCE-4x200G", 87 * GB, 1e-5, "network", _MOONCAKE, measured=True,
          note="measured: 40 GB moved at 87 GB/s over 4 × 200 Gb/s RoCE NICs"),
     Link("Mooncake-RoCE-8x400G", 190 * GB, 1e-5, "network", _MOONCAKE, measured=True,
@@ -149,31 +198,51 @@ _LINKS: dict[str, Link] = {ln.name: ln for ln in [
 
 # --- GPUs --------------------------------------------------------------------------------------
 # Dense (no sparsity) figures; vendors often print the 2:4-sparse number, twice these.
-# Prices: rough midpoints of late-2025 ranges (H100 $1.9–3.0 at neoclouds, A100-80GB ~$1.5,
-# MI300X $1.7–1.9, T4 ~$0.8, L40S $2.2–3.0 per GPU-hour); volatile, for ratios only.
+#
+# Prices: one provider class for every card, so that ratios mean something. All are RunPod
+# "Secure Cloud" on-demand prices per GPU-hour (RunPod-operated data centres, no commitment), from
+# https://www.runpod.io/pricing as read on 2026-09-25 (the transcription of that page in the public
+# dataset github.com/tgarg01/silybench-data, derived/csv/gpu_prices.csv, with its read date).
+# The same page read on 2026-11-09 listed the H100 SXM at $3.99 and the A100 at $1.79: prices move
+# by 10–15% in weeks, the ordering (H100 > A100 > L40S) does not. GPUs RunPod did not list there
+# (T4, L4, A10G, A100-40GB, MI300X) carry no price rather than one from another provider class;
+# the planner leaves them out of per-dollar rankings and says so.
+_RUNPOD = "RunPod Secure Cloud on-demand, https://www.runpod.io/pricing"
+_RUNPOD_DATE = "2026-09-25"
+
+
+def _runpod(usd: float) -> dict:
+    return dict(price_per_hour=usd, price_source=_RUNPOD, price_date=_RUNPOD_DATE)
+
+
 _GPUS: dict[str, GPU] = {g.name: g for g in [
     GPU("H100-SXM", 989e12, 80 * GB, 3.35e12, "HBM3", "NVLink4", fp8_flops=1979e12, tdp_watts=700,
-        price_per_hour=2.45, source="https://www.nvidia.com/en-us/data-center/h100/",
-        note="the reference card: ridge ~295 FLOP/B. AWS p5 on-demand is ~$12.3/GPU-h, neoclouds $1.9–3.0"),
-    GPU("H100-PCIe", 756e12, 80 * GB, 2.0e12, "HBM2e", "NVLink-bridge-H100-PCIe", tdp_watts=350,
-        source="https://www.nvidia.com/en-us/data-center/h100/",
+        source="https://www.nvidia.com/en-us/data-center/h100/", **_runpod(3.49),
+        note="the reference card: ridge ~295 FLOP/B"),
+    GPU("H100-PCIe", 756e12, 80 * GB, 2.0e12, "HBM2e", "NVLink-bridge-H100-PCIe", fp8_flops=1513e12,
+        tdp_watts=350, source="https://www.nvidia.com/en-us/data-center/h100/", **_runpod(2.89),
         note="HBM2e at 2.0 TB/s: ridge ~378 FLOP/B; NVLink only through a 2-card bridge"),
     GPU("H200-SXM", 989e12, 141 * GB, 4.8e12, "HBM3e", "NVLink4", fp8_flops=1979e12, tdp_watts=700,
-        source="https://www.nvidia.com/en-us/data-center/h200/",
+        source="https://www.nvidia.com/en-us/data-center/h200/", **_runpod(4.59),
         note="H100's compute with 1.76× the memory and 1.43× the bandwidth: ridge ~206, a decode card"),
     GPU("B200", 2250e12, 180 * GB, 8.0e12, "HBM3e", "NVLink5", fp8_flops=4500e12, tdp_watts=1000,
-        source="https://www.nvidia.com/en-us/data-center/hgx/",
+        source="https://www.nvidia.com/en-us/data-center/hgx/", **_runpod(6.79),
         note="HGX B200, 180 GB usable HBM3e at ~8 TB/s: ridge ~281 FLOP/B"),
-    GPU("A100-80GB", 312e12, 80 * GB, 2.039e12, "HBM2e", "NVLink3", tdp_watts=400, price_per_hour=1.5,
-        source="https://www.nvidia.com/en-us/data-center/a100/",
+    GPU("A100-80GB", 312e12, 80 * GB, 2.039e12, "HBM2e", "NVLink3", tdp_watts=400,
+        source="https://www.nvidia.com/en-us/data-center/a100/", **_runpod(1.59),
         note="SXM4; ridge ~153 FLOP/B, the lowest here: Splitwise's token (decode) machines"),
+    GPU("A100-PCIe-80GB", 312e12, 80 * GB, 1.935e12, "HBM2e", "NVLink-bridge-A100-PCIe",
+        tdp_watts=300, source="https://www.nvidia.com/en-us/data-center/a100/", **_runpod(1.59),
+        note="PCIe card, HBM2e at 1,935 GB/s: ridge ~161 FLOP/B; NVLink only through a 2-card bridge. "
+             "Sarathi-Serve's measurements ran on two of them (Azure NC96ads A100 v4)"),
     GPU("A100-40GB", 312e12, 40 * GB, 1.555e12, "HBM2", "NVLink3", tdp_watts=400,
         source="https://www.nvidia.com/en-us/data-center/a100/",
         note="SXM4, HBM2 at 1.555 TB/s: ridge ~201 FLOP/B"),
     GPU("L40S", 362e12, 48 * GB, 864e9, "GDDR6", "PCIe-Gen4-x16", fp8_flops=733e12, tdp_watts=350,
-        price_per_hour=2.6, source="https://www.nvidia.com/en-us/data-center/l40s/",
-        note="GDDR6, not HBM: 864 GB/s, ridge ~419 FLOP/B, higher than an H100's ~295; no NVLink"),
-    GPU("L4", 121e12, 24 * GB, 300e9, "GDDR6", "PCIe-Gen4-x16", tdp_watts=72,
+        source="https://www.nvidia.com/en-us/data-center/l40s/", **_runpod(1.09),
+        note="GDDR6, not HBM: 864 GB/s, ridge ~419 FLOP/B, higher than an H100's ~295; no NVLink. "
+             "Cheap FLOP/s (more per dollar than an H100's): a prefill card, not a decode card"),
+    GPU("L4", 121e12, 24 * GB, 300e9, "GDDR6", "PCIe-Gen4-x16", fp8_flops=242.5e12, tdp_watts=72,
         source="https://www.nvidia.com/en-us/data-center/l4/",
         note="72 W inference card, GDDR6 at 300 GB/s: ridge ~403 FLOP/B; no NVLink"),
     GPU("A10G", 70e12, 24 * GB, 600e9, "GDDR6", "PCIe-Gen4-x16", uncertain=True,
@@ -183,13 +252,17 @@ _GPUS: dict[str, GPU] = {g.name: g for g in [
              "https://www.baseten.co/blog/nvidia-a10-vs-a10g-for-ml-model-inference/); "
              "memory and bandwidth match the A10"),
     GPU("T4", 65e12, 16 * GB, 320e9, "GDDR6", "PCIe-Gen3-x16", fp32_flops=8.1e12, bf16=False,
-        tdp_watts=70, price_per_hour=0.8, source="https://www.nvidia.com/en-us/data-center/tesla-t4/",
+        tdp_watts=70, source="https://www.nvidia.com/en-us/data-center/tesla-t4/",
         note="the free Colab card: no BF16 (65 TFLOP/s is FP16), ridge ~203 FLOP/B"),
     GPU("MI300X", 1307e12, 192 * GB, 5.3e12, "HBM3", "Infinity-Fabric-MI300X", fp8_flops=2615e12,
-        tdp_watts=750, price_per_hour=1.8,
-        source="https://www.amd.com/en/products/accelerators/instinct/mi300/mi300x.html",
+        tdp_watts=750, source="https://www.amd.com/en/products/accelerators/instinct/mi300/mi300x.html",
         note="AMD: 192 GB HBM3 at 5.3 TB/s, ridge ~247 FLOP/B; fits a 70B model in BF16 on one GPU"),
 ]}
+
+
+def priced_gpus() -> list[str]:
+    """Names of the catalog GPUs that carry a price (all from one price list), sorted."""
+    return sorted(n for n, g in _GPUS.items() if g.price_per_hour is not None)
 
 
 def _find(catalog: dict, name: str, what: str, aliases: dict[str, str] | None = None):
@@ -241,5 +314,8 @@ def register_gpu(gpu: GPU, overwrite: bool = False) -> GPU:
 
 
 def register_link(link: Link, overwrite: bool = False) -> Link:
-    """Add ``link`` to the catalog; an existing name raises ValueError unless ``overwrite``."""
+    """Add ``link`` to the catalog; an existing name raises ValueError unless ``overwrite``.
+    Its ``beyond`` link, if any, must already be known (KeyError if not)."""
+    if link.beyond is not None:
+        _find(_LINKS, link.beyond, "link")
     return _register(_LINKS, link, "link", overwrite)

@@ -437,6 +437,7 @@ _CATALOG_CONFIGS: dict[str, tuple[dict, str]] = {
                          qk_nope_head_dim=128, v_head_dim=128, rope_theta=10000.0,
                          max_position_embeddings=163840),
                     _HF.format("deepseek-ai/DeepSeek-V3")),
+    "Yi-34B": (_llama(60, 7168, 56, 8, 20480, 64000, 5e6, 4096), _HF.format("01-ai/Yi-34B")),
     "OPT-13B": (_opt(40, 5120, 40), _HF.format("facebook/opt-13b")),
     "OPT-66B": (_opt(64, 9216, 72), _HF.format("facebook/opt-66b")),
     "OPT-175B": (_opt(96, 12288, 96), "Zhang et al. 2022, OPT: Open Pre-trained Transformer "
@@ -452,6 +453,7 @@ OFFICIAL_PARAMS: dict[str, float] = {
     "GPT-2": 124e6, "Llama-2-7B": 6.74e9, "Llama-2-13B": 13.0e9, "Llama-2-70B": 69.0e9,
     "Llama-3.1-8B": 8.03e9, "Llama-3.1-70B": 70.6e9, "Llama-3.1-405B": 405.9e9,
     "Mistral-7B-v0.1": 7.24e9, "Mixtral-8x7B": 46.7e9, "Qwen2.5-7B": 7.62e9, "Qwen2.5-72B": 72.7e9,
+    "Yi-34B": 34.4e9,
     "DeepSeek-V3": 671e9, "OPT-13B": 13e9, "OPT-66B": 66e9, "OPT-175B": 175e9,
 }
 

@@ -38,7 +38,7 @@ from . import progress as _progress
 from .cost import CostModel, kv_emission_rate, kv_transfer_time
 
 __all__ = [
-    "VERDICTS", "ARTICLE_CLAIMS", "Claim", "SARATHI_TABLE2", "YI_34B_CONFIG", "yi_34b", "PD_SYSTEMS",
+    "VERDICTS", "ARTICLE_CLAIMS", "Claim", "SARATHI_TABLE2", "yi_34b", "PD_SYSTEMS",
     "PD_IN_PRODUCTION", "MOONCAKE_NETWORK", "MOONCAKE_CAPACITY_GAIN", "CONTESTED_UTILIZATION",
     "VLLM_DOCS_THROUGHPUT", "HYBRID_DESIGNS", "ARTICLE_KV_RANGE", "ARTICLE_TENS_OF_MS",
     "SHIPPED_WEIGHT_DTYPE",
@@ -92,16 +92,9 @@ SARATHI_TABLE2: dict = {"model": "Yi-34B", "gpu": "A100-80GB", "tp": 2, "decode_
                         "decode_s_per_token": 17.0e-3, "mixed_s_per_token": 0.21e-3,
                         "source": f"{_SARATHI}, table 2"}
 
-#: Yi-34B's config.json fields (the model of Sarathi-Serve's table 2).
-YI_34B_CONFIG: dict = dict(model_type="llama", num_hidden_layers=60, hidden_size=7168,
-                           num_attention_heads=56, num_key_value_heads=8, intermediate_size=20480,
-                           vocab_size=64000, rope_theta=5e6, max_position_embeddings=4096)
-_YI_SOURCE = "https://huggingface.co/01-ai/Yi-34B/blob/main/config.json"
-
-
 def yi_34b() -> mdl.ModelSpec:
-    """Yi-34B as a :class:`~pdlib.models.ModelSpec` (from :data:`YI_34B_CONFIG`)."""
-    return mdl.from_hf_config(YI_34B_CONFIG, name="Yi-34B", source=_YI_SOURCE)
+    """Yi-34B, the model of Sarathi-Serve's measurements (``pdlib.models.get("Yi-34B")``)."""
+    return mdl.get("Yi-34B")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""pdlib.hardware: every catalog number pinned to FACTS.md §1–2, lookups, registration, validation."""
+"""pdlib.hardware: every catalog number pinned to its datasheet (vendor pages cited in the catalog),
+prices pinned to one dated price list, link topologies, lookups, registration, validation."""
 import dataclasses
 
 import pytest
@@ -6,13 +7,14 @@ import pytest
 from pdlib import hardware
 from pdlib.hardware import GPU, Link
 
-# FACTS.md §1: name -> (dense BF16/FP16 TFLOP/s, memory GB, bandwidth TB/s, memory type, scale-up link)
+# Datasheets: name -> (dense BF16/FP16 TFLOP/s, memory GB, bandwidth TB/s, memory type, scale-up link)
 GPU_ROWS = {
     "H100-SXM": (989, 80, 3.35, "HBM3", "NVLink4"),
     "H100-PCIe": (756, 80, 2.0, "HBM2e", "NVLink-bridge-H100-PCIe"),
     "H200-SXM": (989, 141, 4.8, "HBM3e", "NVLink4"),
     "B200": (2250, 180, 8.0, "HBM3e", "NVLink5"),
     "A100-80GB": (312, 80, 2.039, "HBM2e", "NVLink3"),
+    "A100-PCIe-80GB": (312, 80, 1.935, "HBM2e", "NVLink-bridge-A100-PCIe"),
     "A100-40GB": (312, 40, 1.555, "HBM2", "NVLink3"),
     "L40S": (362, 48, 0.864, "GDDR6", "PCIe-Gen4-x16"),
     "L4": (121, 24, 0.300, "GDDR6", "PCIe-Gen4-x16"),
@@ -21,16 +23,16 @@ GPU_ROWS = {
     "MI300X": (1307, 192, 5.3, "HBM3", "Infinity-Fabric-MI300X"),
 }
 
-# FACTS.md §1 ridge column, FLOP/B (A10G has none: its throughput is uncertain)
+# ridge = FLOP/s ÷ bytes/s, FLOP/B (A10G has none: its throughput is uncertain)
 RIDGES = {"H100-SXM": 295, "H100-PCIe": 378, "H200-SXM": 206, "B200": 281, "A100-80GB": 153,
-          "A100-40GB": 201, "L40S": 419, "L4": 403, "T4": 203, "MI300X": 247}
+          "A100-40GB": 201, "A100-PCIe-80GB": 161, "L40S": 419, "L4": 403, "T4": 203, "MI300X": 247}
 
-# FACTS.md §2, usable GB/s per direction (NVLink/Infinity Fabric: half the bidirectional figure)
+# Datasheets / PCI-SIG, usable GB/s per direction (NVLink/Infinity Fabric: half the bidirectional figure)
 LINK_ROWS = {
     "PCIe-Gen3-x16": 15.75, "PCIe-Gen4-x16": 31.5, "PCIe-Gen5-x16": 63, "PCIe-Gen6-x16": 121,
     "CXL-2.0-x16": 63, "CXL-3-x16": 121, "100GbE": 12.5, "IB-HDR-200G": 25, "IB-NDR-400G": 50,
     "IB-XDR-800G": 100, "HGX-H100-8x400G": 400, "NVLink3": 300, "NVLink4": 450, "NVLink5": 900,
-    "NVLink-bridge-H100-PCIe": 300, "Infinity-Fabric-MI300X": 448,
+    "NVLink-bridge-H100-PCIe": 300, "NVLink-bridge-A100-PCIe": 300, "Infinity-Fabric-MI300X": 448,
     "Mooncake-RoCE-4x200G": 87, "Mooncake-RoCE-8x400G": 190,
 }
 
@@ -78,11 +80,41 @@ def test_secondary_figures_from_facts():
     watts = {"H100-SXM": 700, "H100-PCIe": 350, "B200": 1000, "A100-80GB": 400, "L4": 72, "T4": 70,
              "MI300X": 750}
     assert {n: hardware.gpu(n).tdp_watts for n in watts} == watts
-    # price midpoints of FACTS's ranges
-    assert hardware.gpu("H100-SXM").price_per_hour == pytest.approx((1.9 + 3.0) / 2)
-    assert hardware.gpu("L40S").price_per_hour == pytest.approx((2.2 + 3.0) / 2)
-    assert hardware.gpu("MI300X").price_per_hour == pytest.approx((1.7 + 1.9) / 2)
-    assert hardware.gpu("A100-80GB").price_per_hour == 1.5 and hardware.gpu("T4").price_per_hour == 0.8
+    assert hardware.gpu("H100-PCIe").fp8_flops == 1513e12 and hardware.gpu("L4").fp8_flops == 242.5e12
+
+
+# RunPod Secure Cloud on-demand, USD per GPU-hour, https://www.runpod.io/pricing read 2026-09-25
+RUNPOD_2026_09_25 = {"H100-SXM": 3.49, "H100-PCIe": 2.89, "H200-SXM": 4.59, "B200": 6.79,
+                     "A100-80GB": 1.59, "A100-PCIe-80GB": 1.59, "L40S": 1.09}
+
+
+def test_prices_come_from_one_dated_list():
+    assert hardware.priced_gpus() == sorted(RUNPOD_2026_09_25)
+    for name, usd in RUNPOD_2026_09_25.items():
+        g = hardware.gpu(name)
+        assert g.price_per_hour == usd
+        assert (g.price_source, g.price_date) == (
+            "RunPod Secure Cloud on-demand, https://www.runpod.io/pricing", "2026-09-25")
+    unpriced = [hardware.gpu(n) for n in hardware.gpu_names() if n not in RUNPOD_2026_09_25]
+    assert all(g.price_per_hour is None and not g.price_source for g in unpriced)
+
+
+def test_price_ordering_the_review_asked_for():
+    # The old catalog had the L40S ($2.6) above the H100 ($2.45); one price list puts it far below.
+    p = {n: hardware.gpu(n).price_per_hour for n in RUNPOD_2026_09_25}
+    assert p["B200"] > p["H200-SXM"] > p["H100-SXM"] > p["H100-PCIe"] > p["A100-80GB"] > p["L40S"]
+    # and so per FLOP/s-dollar the L40S beats the H100 (a prefill card), per byte/s-dollar it loses
+    l40s, h100 = hardware.gpu("L40S"), hardware.gpu("H100-SXM")
+    assert l40s.flops / l40s.price_per_hour > 1.1 * h100.flops / h100.price_per_hour
+    assert l40s.mem_bw / l40s.price_per_hour < 0.9 * h100.mem_bw / h100.price_per_hour
+
+
+def test_a_price_needs_its_source_and_date():
+    with pytest.raises(ValueError, match="needs its price_source and price_date"):
+        GPU("Cheap", 1e12, 1e9, 1e9, "GDDR6", "PCIe-Gen4-x16", price_per_hour=0.5)
+    g = GPU("Cheap", 1e12, 1e9, 1e9, "GDDR6", "PCIe-Gen4-x16", price_per_hour=0.5,
+            price_source="my invoice", price_date="2026-12-01")
+    assert g.price_per_hour == 0.5
 
 
 def test_only_a10g_is_uncertain():
@@ -100,7 +132,8 @@ def test_link_bandwidth_matches_facts(name):
 def test_link_kinds_and_measured_rows():
     kinds = {n: hardware.link(n).kind for n in LINK_ROWS}
     assert kinds["Infinity-Fabric-MI300X"] == "fabric"
-    assert {kinds[n] for n in ("NVLink3", "NVLink4", "NVLink5", "NVLink-bridge-H100-PCIe")} == {"nvlink"}
+    assert {kinds[n] for n in ("NVLink3", "NVLink4", "NVLink5", "NVLink-bridge-H100-PCIe",
+                               "NVLink-bridge-A100-PCIe")} == {"nvlink"}
     assert {kinds[n] for n in ("CXL-2.0-x16", "CXL-3-x16")} == {"cxl"}
     assert kinds["IB-NDR-400G"] == kinds["100GbE"] == "network"
     measured = [n for n in LINK_ROWS if hardware.link(n).measured]
@@ -114,6 +147,32 @@ def test_one_gigabyte_over_ndr_takes_20_ms():
     assert hardware.link("HGX-H100-8x400G").bandwidth == 8 * hardware.link("IB-NDR-400G").bandwidth
     # NVLink is quoted bidirectionally: 900 GB/s for H100 is 450 GB/s each way
     assert 2 * hardware.gpu("H100-SXM").scaleup_link.bandwidth == pytest.approx(900e9)
+
+
+def test_mi300x_fabric_is_seven_peer_links():
+    # AMD: 896 GB/s bidirectional summed over 7 peers = 64 GB/s each way per peer
+    fabric = hardware.link("Infinity-Fabric-MI300X")
+    assert fabric.peers == 7 and fabric.peer_bandwidth == pytest.approx(64e9)
+    assert [fabric.group_bandwidth(n) / 1e9 for n in (2, 4, 8)] == pytest.approx([64, 192, 448])
+
+
+def test_nvlink_bridges_join_pairs_only():
+    for bridge, pcie in (("NVLink-bridge-H100-PCIe", "PCIe-Gen5-x16"),
+                         ("NVLink-bridge-A100-PCIe", "PCIe-Gen4-x16")):
+        ln = hardware.link(bridge)
+        assert ln.group_link(2) is ln and ln.group_bandwidth(2) == pytest.approx(300e9)
+        for n in (4, 8):
+            assert ln.group_link(n) is hardware.link(pcie)
+            assert ln.group_bandwidth(n) == hardware.link(pcie).bandwidth
+    # NVSwitch: every GPU gets its full NVLink bandwidth whatever the group
+    assert hardware.link("NVLink4").group_bandwidth(8) == pytest.approx(450e9)
+
+
+def test_topology_validation():
+    with pytest.raises(ValueError, match="max_group and beyond go together"):
+        Link("bad", 1e9, 1e-6, "nvlink", "x", max_group=2)
+    with pytest.raises(ValueError, match="peers must be > 0"):
+        Link("bad", 1e9, 1e-6, "fabric", "x", peers=0)
 
 
 def test_every_row_cites_a_source():
@@ -133,7 +192,7 @@ def test_lookup_is_case_insensitive_and_knows_aliases():
 
 
 def test_unknown_names_raise_keyerror_listing_known_names():
-    with pytest.raises(KeyError, match=r"unknown GPU 'H900'; known: A100-40GB, A100-80GB, A10G"):
+    with pytest.raises(KeyError, match=r"unknown GPU 'H900'; known: A100-40GB, A100-80GB, A100-PCIe-80GB, A10G"):
         hardware.gpu("H900")
     with pytest.raises(KeyError, match=r"unknown link 'NVLink9'.*IB-NDR-400G.*PCIe-Gen5-x16"):
         hardware.link("NVLink9")

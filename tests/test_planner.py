@@ -34,7 +34,8 @@ def _fake_sweep(cands, rates_per_cand, attain_per_cand, n=20):
 def test_deployment_arithmetic_lives_in_planner_and_reproduce_reexports_it():
     assert planner.xpyd_configs(4) == [(1, 1), (1, 2), (2, 1), (1, 3), (2, 2), (3, 1)]
     assert planner.config_name(3, 1) == "3P1D"
-    assert planner.config_price("A100-80GB", "A100-80GB", 2, 1) == pytest.approx(3 * 1.5)
+    # RunPod Secure Cloud, 2026-09-25: A100-80GB $1.59 per GPU-hour
+    assert planner.config_price("A100-80GB", "A100-80GB", 2, 1) == pytest.approx(3 * 1.59)
     assert planner.cost_per_million_tokens(1.0, 1e6 / 3600, 2.0) == pytest.approx(2.0)
     for name in ("xpyd_configs", "config_name", "config_price", "cost_per_million_tokens"):
         assert getattr(reproduce, name) is getattr(planner, name)
@@ -83,11 +84,11 @@ def test_candidates_skip_what_does_not_fit_and_price_units():
     assert mixed[0].usd_per_hour == pytest.approx(4 * price + hardware.gpu("A100-80GB").price_per_hour)
     assert mixed[0].params["parallel_links"] == 2                   # one NIC per prefill GPU
     # an unpriced GPU: NaN price, usable with a GPU budget
-    assert math.isnan(planner.colocated_candidates("Llama-3.1-8B", gpus=("H200-SXM",), tps=(1,))[0].usd_per_hour)
+    assert math.isnan(planner.colocated_candidates("Llama-3.1-8B", gpus=("MI300X",), tps=(1,))[0].usd_per_hour)
 
 
 def test_goodput_interpolation_and_budget_arithmetic_by_hand():
-    col, dis = _units()                               # 1 GPU at 2.45 $/h, 3 GPUs at 7.35 $/h
+    col, dis = _units()                               # 1 GPU at 3.49 $/h, 3 GPUs at 10.47 $/h
     sw = _fake_sweep([col, dis], [[1, 2, 4], [3, 6, 12]], [[1.0, 0.95, 0.5], [1.0, 1.0, 0.7]])
     p = planner.plan(sw, {"ttft": 1.0}, target=0.9, budget_gpus=16)
     t = p.table.set_index("name")
@@ -97,20 +98,20 @@ def test_goodput_interpolation_and_budget_arithmetic_by_hand():
     assert t.loc[col.name, "goodput"] == pytest.approx(g_col)
     assert t.loc[dis.name, "goodput"] == pytest.approx(8.0)
     assert t.loc[dis.name, "goodput_per_gpu"] == pytest.approx(8 / 3)
-    assert t.loc[dis.name, "goodput_per_usd"] == pytest.approx(3600 * 8 / 7.35)
+    assert t.loc[dis.name, "goodput_per_usd"] == pytest.approx(3600 * 8 / 10.47)
     assert t.loc[col.name, "attainment"] == pytest.approx(0.95) and t.loc[col.name, "rate_met"] == 2
     # 16 GPUs: 16 colocated replicas, 5 xPyD replicas (15 GPUs)
     assert t.loc[col.name, "replicas"] == 16 and t.loc[dis.name, "replicas"] == 5
     assert t.loc[dis.name, "deployment_gpus"] == 15
     assert t.loc[dis.name, "deployment_goodput"] == pytest.approx(40.0)
-    assert t.loc[dis.name, "deployment_usd_per_hour"] == pytest.approx(5 * 7.35)
+    assert t.loc[dis.name, "deployment_usd_per_hour"] == pytest.approx(5 * 10.47)
     assert p.best("per_gpu")["name"] == dis.name                  # 8/3 = 2.67 > 2.22 req/s/GPU
     assert p.best("per_gpu", arch="colocated")["name"] == col.name
-    assert p.best("per_usd")["goodput_per_usd"] == pytest.approx(3600 * 8 / 7.35)
+    assert p.best("per_usd")["goodput_per_usd"] == pytest.approx(3600 * 8 / 10.47)
     assert p.best("deployment")["name"] == dis.name               # 40 > 16 · 2.22 = 35.6
-    # a dollar budget: floor(50 / 7.35) = 6 replicas, floor(50 / 2.45) = 20
+    # a dollar budget: floor(50 / 10.47) = 4 replicas, floor(50 / 3.49) = 14
     pu = planner.plan(sw, {"ttft": 1.0}, budget_usd=50.0).table.set_index("name")
-    assert pu.loc[dis.name, "replicas"] == 6 and pu.loc[col.name, "replicas"] == 20
+    assert pu.loc[dis.name, "replicas"] == 4 and pu.loc[col.name, "replicas"] == 14
     # censoring at both ends of the grid
     sw2 = _fake_sweep([col, dis], [[1, 2], [1, 2]], [[0.5, 0.2], [1.0, 0.95]])
     t2 = planner.plan(sw2, {"ttft": 1.0}).table.set_index("name")
@@ -148,7 +149,7 @@ def test_bad_input_errors_are_clear():
     sw = _fake_sweep([col, dis], [[1, 2], [1, 2]], [[1.0, 0.5], [1.0, 0.5]])
     with pytest.raises(ValueError, match="budget of 2 GPUs is below the smallest unit"):
         planner.plan(_fake_sweep([dis], [[1, 2]], [[1.0, 0.5]]), {"ttft": 1.0}, budget_gpus=2)
-    with pytest.raises(ValueError, match=r"below the smallest unit.*2\.45 USD"):
+    with pytest.raises(ValueError, match=r"below the smallest unit.*3\.49 USD"):
         planner.plan(sw, {"ttft": 1.0}, budget_usd=2.0)
     with pytest.raises(ValueError, match="not both"):
         planner.plan(sw, {"ttft": 1.0}, budget_gpus=4, budget_usd=10.0)

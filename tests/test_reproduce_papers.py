@@ -227,7 +227,7 @@ def test_splitwise_heterogeneous_pools_per_dollar(splitwise):
     for other in ("split H100/H100", "split A100/A100", "colocated A100"):
         assert vs.loc[other, "req_per_usd_ratio"] > 1.1
     assert vs.loc["split H100/H100", "cost_ratio"] == pytest.approx(
-        (2 * 2.45 + 1.5) / (3 * 2.45), rel=1e-9)             # catalog prices, 8 GPUs a machine
+        (2 * 3.49 + 1.59) / (3 * 3.49), rel=1e-9)            # catalog prices, 8 GPUs a machine
     # against colocated H100 the win is small: measured 1.16× requests per dollar (1.01× the
     # throughput at 0.87× the cost) vs Splitwise's 1.4× throughput at 0.8× cost (1.75×); the
     # goodputs come from a bisection to ±10%, so only the range is pinned
