@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 REPO_URL = "https://github.com/pdbook/split-or-share"
 
 _LAZY = ("workload", "viz", "widgets", "exercises", "sim", "engine", "disagg", "planner", "reproduce",
-         "verdict")
+         "verdict", "measurements")
 
 __all__ = ["CostModel", "StepCost", "kv_transfer_time", "kv_emission_rate", "hardware", "models",
            "cost", "REPO_URL", "device_info", "simulate", *_LAZY]
