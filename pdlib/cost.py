@@ -3,17 +3,25 @@
 An engine step runs a batch of work items, each ``(new_tokens, context_tokens)``: a decode is
 ``(1, L)``, a whole prefill ``(P, 0)``, a prefill chunk ``(c, done_so_far)``. For the batch::
 
-    FLOPs  = 2·N_mm·Σn + A·Σpairs(n, L) + 2·h·V·(items needing logits)
+    matmul FLOPs    = 2·N_mm·Σn + 2·h·V·(items needing logits) + U·ΣL_chunks
+    attention FLOPs = A·Σpairs_chunks + A_dec·Σpairs_decodes
     bytes  = weights read + KV read (Σ L·k) + KV written (Σ n·k) + activations (Σ n·a)
-    compute_time = FLOPs / (tp · F · η_F)
+    compute_time = matmul FLOPs / (tp · F_mm · η_F) + attention FLOPs / (tp · F_attn · η_F)
     memory_time  = bytes_per_GPU / (W · η_W)
     comm_time    = 2 all-reduces per layer of Σn·h·b bytes over the scale-up link (tp > 1)
     time = overhead + max(compute_time, memory_time) + comm_time + context_seconds · ΣL
 
 with N_mm the matmul weights a token passes through, A the attention FLOPs per (query, key)
-pair, k the KV bytes per token and a the activation bytes per token (see :mod:`pdlib.models`).
-F and W are the GPU's peak FLOP/s and bandwidth; η_F and η_W are the fractions of peak a real
-engine reaches (documented defaults, fitted to measurements by calibration). ``context_seconds``
+pair of a prefill chunk and A_dec that of a decode (they differ for MLA only: a decode runs the
+weight-absorbed form, a chunk the non-absorbed one plus U FLOPs per cached token to rebuild its
+keys and values), k the KV bytes per token and a the activation bytes per token (see
+:mod:`pdlib.models`). "Decode" means a single-token item, ``n == 1``, as in vLLM.
+
+F_mm and F_attn are the GPU's peak FLOP/s for the matmuls and for attention: the BF16/FP16 peak
+``GPU.flops``, except that FP8 weights (``dtype="fp8"``) run their matmuls at ``GPU.fp8_flops``
+where the GPU has an FP8 peak (2× on Hopper), and ``attention_dtype="fp8"`` does the same for
+attention. W is the memory bandwidth; η_F and η_W are the fractions of peak a real engine
+reaches (documented defaults, fitted to measurements by calibration). ``context_seconds``
 (default 0) is an engine's extra cost per cached token per step beyond the roofline's KV read —
 e.g. an engine that copies the context before attending (see
 :func:`pdlib.calibrate.calibrate_with_context`).
@@ -33,7 +41,7 @@ from .hardware import GPU, Link
 from .models import ModelSpec
 
 __all__ = ["CostModel", "StepCost", "fitting_cost_model", "kv_transfer_time", "kv_emission_rate",
-           "allreduce_time"]
+           "allreduce_time", "mla_split", "ATTENTION_DTYPES"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ class StepCost:
     """
 
     time: float | np.ndarray            # overhead + max(compute, memory) + comm + context_time
-    compute_time: float | np.ndarray    # flops / (F · η_F)
+    compute_time: float | np.ndarray    # matmul / (F_mm · η_F) + attention / (F_attn · η_F)
     memory_time: float | np.ndarray     # bytes / (W · η_W)
     comm_time: float | np.ndarray       # tensor-parallel all-reduces
     flops: float | np.ndarray           # FLOPs per GPU
@@ -125,9 +133,26 @@ class CostModel:
         layer pays two all-reduces of the step's activations over ``comm_link``.
     dtype, kv_dtype:
         Storage type of weights/activations and of the KV cache ("bf16", "fp16", "fp8", ...).
+        ``dtype`` also sets the matmuls' math: "fp8" runs them at the GPU's FP8 peak
+        (``GPU.fp8_flops``: 2× the BF16 peak on H100/H200/B200, L40S, L4, MI300X) — weights and
+        activations in FP8, as in DeepSeek-V3's FP8 inference or vLLM's FP8 W8A8 path. On a GPU
+        without an FP8 peak (A100, A10G, T4) FP8 weights are *weight-only* quantization: the
+        bytes halve, the matmuls dequantize and run at the BF16 peak (vLLM's FP8 Marlin kernel on
+        Ampere). "int8" and "int4" are always taken as weight-only (W8A16, W4A16): fewer bytes,
+        BF16 math.
+    attention_dtype:
+        Math type of attention (the score and value products): "bf16" (default) or "fp16" at
+        ``GPU.flops``, or "fp8" at ``GPU.fp8_flops`` where the GPU has one (the BF16 peak
+        otherwise). The default is the common FP8-weights path, which keeps attention in BF16
+        (FlashAttention-2/3 and FlashMLA's BF16 kernels); "fp8" is FlashAttention-3's FP8 mode.
+        Independent of ``kv_dtype``, which only sets the bytes read.
     flops_efficiency:
-        η_F, fraction of peak FLOP/s a large matmul reaches (MFU). Default 0.6: the value FACTS.md
-        §4 uses for prefill on H100s; fitted by calibration on a real device.
+        η_F, fraction of peak FLOP/s the step's FLOPs reach (MFU), matmuls and attention alike.
+        Default 0.6, between the two fractions Sarathi-Serve measured for a 1,024-token Yi-34B
+        prefill on two A100s: 0.68 of peak in the linear layers and 0.51 over the whole step
+        (github.com/microsoft/sarathi-serve, osdi-experiments/table-2/results.csv, row 3;
+        carried as :func:`pdlib.measurements.sarathi_mixed_batch`). Fitted by calibration on a
+        real device.
     bw_efficiency:
         η_W, fraction of peak memory bandwidth reached by weight and KV streaming. Default 0.8.
     overhead:
@@ -154,6 +179,7 @@ class CostModel:
     comm_link: Link | None = None
     mem_utilization: float = 0.9
     context_seconds: float = 0.0
+    attention_dtype: str = "bf16"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", mdl.get(self.model))
@@ -165,6 +191,9 @@ class CostModel:
         if self.kv_dtype is None:
             object.__setattr__(self, "kv_dtype", self.dtype)
         mdl.dtype_bytes(self.dtype), mdl.dtype_bytes(self.kv_dtype)        # validate names
+        if str(self.attention_dtype).lower() not in ATTENTION_DTYPES:
+            raise ValueError(f"attention_dtype must be one of {', '.join(map(repr, ATTENTION_DTYPES))}, "
+                             f"got {self.attention_dtype!r}")
         m = self.model
         if not isinstance(self.tp, (int, np.integer)) or self.tp < 1:
             raise ValueError(f"tp must be a positive integer, got {self.tp!r}")
@@ -220,27 +249,72 @@ class CostModel:
         """Largest number of requests of ``context`` tokens whose KV fits at once."""
         return np.floor(self.kv_capacity_tokens / _positive("context", context)).astype(np.int64)
 
+    # ------------------------------------------------------------------ peaks
+    @property
+    def matmul_peak(self) -> float:
+        """Peak FLOP/s per GPU of the weight matmuls: ``GPU.fp8_flops`` for FP8 weights on a GPU
+        with an FP8 peak, ``GPU.flops`` (BF16/FP16) otherwise (weight-only quantization)."""
+        if str(self.dtype).lower() == "fp8" and self.gpu.fp8_flops:
+            return self.gpu.fp8_flops
+        return self.gpu.flops
+
+    @property
+    def attention_peak(self) -> float:
+        """Peak FLOP/s per GPU of attention: ``GPU.fp8_flops`` when ``attention_dtype="fp8"`` and
+        the GPU has an FP8 peak, ``GPU.flops`` otherwise."""
+        if str(self.attention_dtype).lower() == "fp8" and self.gpu.fp8_flops:
+            return self.gpu.fp8_flops
+        return self.gpu.flops
+
+    @property
+    def ridge(self) -> float:
+        """Ridge point of the roof this model's matmuls run under, ``matmul_peak / W`` (FLOP/B):
+        the GPU's :attr:`~pdlib.hardware.GPU.ridge` in BF16, twice it for FP8 on Hopper."""
+        return self.matmul_peak / self.gpu.mem_bw
+
     # ------------------------------------------------------------------ the core formula
-    def cost(self, n_items, new_tokens, context_tokens, attn_pairs, logits=None) -> StepCost:
+    def cost(self, n_items, new_tokens, context_tokens, attn_pairs, logits=None, *,
+             decode_pairs=None, chunk_context=None) -> StepCost:
         """Price a step from batch totals (all array-friendly).
 
         ``n_items`` requests in the step, ``new_tokens`` = Σn, ``context_tokens`` = ΣL (cached
         tokens read), ``attn_pairs`` = Σ pairs(n, L), ``logits`` rows of output (default n_items).
+        For an MLA model the attention FLOPs also depend on which items are decodes:
+        ``decode_pairs`` = the part of ``attn_pairs`` that single-token items form (priced at the
+        absorbed A_dec), ``chunk_context`` = ΣL over the multi-token items (each cached token
+        rebuilt at U FLOPs). Left ``None`` they are inferred where the totals decide them — every
+        item a decode (``new_tokens == n_items``) or a single multi-token item — and a mixed step
+        of an MLA model without them raises ValueError (:func:`mla_split`). Other models ignore
+        both. With ``d`` = decode_pairs and ``c`` = chunk_context::
+
+            matmul    = 2·N_mm·Σn + 2·h·V·logits + U·c
+            attention = A·(Σpairs − d) + A_dec·d
+            compute   = matmul / (tp·F_mm·η_F) + attention / (tp·F_attn·η_F)
+            memory    = ((weights read(Σn) + a·Σn) / tp + k·(ΣL + Σn)) / (W·η_W)
+            time      = overhead + max(compute, memory) + comm(Σn) + context_seconds·ΣL
         """
         m, tp = self.model, self.tp
         T = np.asarray(new_tokens, dtype=np.float64)
+        L = np.asarray(context_tokens, dtype=np.float64)
+        pairs = np.asarray(attn_pairs, dtype=np.float64)
         logits = np.asarray(n_items if logits is None else logits, dtype=np.float64)
-        flops = (2.0 * m.matmul_params * T + m.attention_flops_per_pair * np.asarray(attn_pairs)
-                 + 2.0 * m.hidden * m.vocab * logits) / tp
+        matmul = 2.0 * m.matmul_params * T + 2.0 * m.hidden * m.vocab * logits
+        attention = m.attention_flops_per_pair * pairs
+        if m.attention == "mla":
+            d, c = mla_split(n_items, T, L, pairs, decode_pairs, chunk_context)
+            matmul = matmul + m.context_upprojection_flops_per_token * c
+            attention = attention + (m.decode_attention_flops_per_pair - m.attention_flops_per_pair) * d
+        flops = (matmul + attention) / tp
         kv = self.kv_bytes_per_token
         bytes_ = (m.step_weight_bytes(T, self.dtype) / tp
-                  + kv * (np.asarray(context_tokens, dtype=np.float64) + T)
+                  + kv * (L + T)
                   + m.activation_bytes_per_token(self.dtype) * T / tp)
-        compute = flops / (self.gpu.flops * self.flops_efficiency)
+        compute = (matmul / (tp * self.matmul_peak * self.flops_efficiency)
+                   + attention / (tp * self.attention_peak * self.flops_efficiency))
         memory = bytes_ / (self.gpu.mem_bw * self.bw_efficiency)
         msg = T * m.hidden * mdl.dtype_bytes(self.dtype)
         comm = 2 * m.n_layers * allreduce_time(msg, tp, self.comm_link)
-        context = self.context_seconds * np.asarray(context_tokens, dtype=np.float64)
+        context = self.context_seconds * L
         time = self.overhead + np.maximum(compute, memory) + comm + context
         return StepCost(time=_scalar(time), compute_time=_scalar(compute), memory_time=_scalar(memory),
                         comm_time=_scalar(comm), flops=_scalar(flops), bytes=_scalar(bytes_),
@@ -258,20 +332,27 @@ class CostModel:
         n, L = a[:, 0], a[:, 1]
         _positive("new_tokens", n), _non_negative("context_tokens", L)
         pairs = mdl.attention_pairs(n, L, self.model.sliding_window)
-        return self.cost(len(a), n.sum(), L.sum(), pairs.sum())
+        single = n == 1
+        return self.cost(len(a), n.sum(), L.sum(), pairs.sum(), decode_pairs=pairs[single].sum(),
+                         chunk_context=L[~single].sum())
 
     def prefill(self, tokens, context=0, batch=1) -> StepCost:
         """A step of ``batch`` identical prefill chunks of ``tokens`` new tokens after ``context``
-        cached ones (``context=0``: whole prompts). Array-friendly."""
+        cached ones (``context=0``: whole prompts). Array-friendly. A one-token chunk is priced
+        as a decode (``n == 1``), as engines run it."""
         n, L = _positive("tokens", tokens), _non_negative("context", context)
         B = _positive("batch", batch)
-        return self.cost(B, B * n, B * L, B * mdl.attention_pairs(n, L, self.model.sliding_window))
+        pairs = B * mdl.attention_pairs(n, L, self.model.sliding_window)
+        single = n == 1
+        return self.cost(B, B * n, B * L, pairs, decode_pairs=np.where(single, pairs, 0.0),
+                         chunk_context=np.where(single, 0.0, B * L))
 
     def decode(self, batch, context) -> StepCost:
         """A decode step of ``batch`` requests, each with ``context`` cached tokens (mean context
         for a mixed batch: the cost is linear in ΣL). Array-friendly."""
         B, L = _positive("batch", batch), _non_negative("context", context)
-        return self.cost(B, B, B * L, B * mdl.attention_pairs(1, L, self.model.sliding_window))
+        pairs = B * mdl.attention_pairs(1, L, self.model.sliding_window)
+        return self.cost(B, B, B * L, pairs, decode_pairs=pairs, chunk_context=0.0)
 
     def prefill_time(self, prompt) -> np.ndarray | float:
         """Seconds to prefill one prompt of ``prompt`` tokens alone (shortcut for ``prefill().time``)."""
@@ -290,15 +371,71 @@ class CostModel:
             lo, hi = (mid, hi) if self.decode(mid, context).bound == "memory" else (lo, mid)
         return hi
 
+    def prefill_ridge_tokens(self, context: float = 0.0) -> float:
+        """Prompt length (new tokens in one prefill step) above which the prefill is compute-bound;
+        shorter prefills — short prompts, the few uncached tokens a prefix-cache hit leaves — are
+        memory-bound, reading every weight for few tokens. Found by bisection on the continuous
+        token count, like :meth:`decode_ridge_batch`; ``context`` cached tokens precede the chunk.
+
+        Every GPU of a tp instance sees all the step's tokens and holds 1/tp of the weights, so
+        the threshold is also the count per GPU and barely moves with tp. By hand, for a dense
+        model at context 0 (attention, LM head and activations left out):
+        ``P* ≈ (η_F·F_mm / (η_W·W)) · b·N_read / (2·N_mm)``, about ``ridge · η_F/η_W`` in BF16
+        (295 · 0.6/0.8 ≈ 221 tokens for Llama-3.1-8B on an H100-SXM). FP8 on Hopper doubles F_mm
+        and halves b: the same threshold. FP8 weight-only (A100) halves it."""
+        L = float(_non_negative("context", context))
+        lo, hi = 1.0, 1.0
+        while self.prefill(hi, L).bound == "memory":
+            lo, hi = hi, hi * 2
+            if hi > 1e9:
+                return float("inf")
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.prefill(mid, L).bound == "memory" else (lo, mid)
+        return hi
+
     def with_(self, **changes) -> "CostModel":
         """A copy with some knobs changed, e.g. ``cm.with_(tp=8, flops_efficiency=0.5)``."""
         return replace(self, **changes)
 
     def __repr__(self) -> str:
         extra = (f", context={self.context_seconds * 1e9:g} ns/token" if self.context_seconds else "")
+        if str(self.attention_dtype).lower() != "bf16":
+            extra += f", attention in {self.attention_dtype}"
         return (f"CostModel({self.model.name} on {self.tp}×{self.gpu.name}, {self.dtype}, "
                 f"η_F={self.flops_efficiency}, η_W={self.bw_efficiency}, overhead={self.overhead * 1e3:g} ms"
                 f"{extra})")
+
+
+#: Allowed values of ``CostModel.attention_dtype``.
+ATTENTION_DTYPES = ("bf16", "fp16", "fp8")
+
+
+def mla_split(n_items, new_tokens, context_tokens, attn_pairs, decode_pairs=None,
+              chunk_context=None):
+    """``(decode_pairs, chunk_context)`` of a step of an MLA model, from batch totals.
+
+    Given values pass through. A missing one is inferred where the totals decide it: a step whose
+    ``new_tokens`` equal its ``n_items`` holds only single-token items (decodes: every pair
+    absorbed, no context rebuilt); a step of one item with more new tokens is one prefill chunk
+    (no decode pairs, its whole context rebuilt). Any other step mixes the two kinds and needs
+    both values; ValueError otherwise. Shared by :meth:`CostModel.cost` and the simulator's
+    :class:`pdlib.sim.pricing.StepPricer`, so they agree."""
+    if decode_pairs is not None and chunk_context is not None:
+        return decode_pairs, chunk_context
+    N = np.asarray(n_items, dtype=np.float64)
+    T = np.asarray(new_tokens, dtype=np.float64)
+    all_decode = T == N
+    if np.any(~all_decode & (N != 1)):
+        raise ValueError("a step that mixes decodes with prefill chunks of an MLA model needs "
+                         "decode_pairs (Σ pairs of its single-token items) and chunk_context "
+                         "(Σ cached tokens of its multi-token items): the absorbed decode and the "
+                         "non-absorbed prefill cost different FLOPs per pair")
+    if decode_pairs is None:
+        decode_pairs = np.where(all_decode, attn_pairs, 0.0)[()]
+    if chunk_context is None:
+        chunk_context = np.where(all_decode, 0.0, context_tokens)[()]
+    return decode_pairs, chunk_context
 
 
 def fitting_cost_model(model, gpu, tp: int = 1, max_tp: int = 8, **knobs) -> tuple[CostModel, str]:
@@ -364,7 +501,9 @@ def kv_transfer_time(model: ModelSpec | str, tokens, link: Link | str, *, dtype:
 
 def kv_emission_rate(model: ModelSpec | str, gpu: GPU | str, *, mfu: float = 0.5, prompt=None,
                      dtype: str = "bf16"):
-    """Bytes/s of KV cache a GPU produces while prefilling at ``mfu`` of its peak FLOP/s.
+    """Bytes/s of KV cache a GPU produces while prefilling at ``mfu`` of its peak FLOP/s (the BF16
+    peak ``GPU.flops``; an FP8 prefill on a GPU with FP8 tensor cores runs its matmuls, and so
+    emits, up to twice as fast).
 
     rate = KV bytes per token / (prefill FLOPs per token / (F · mfu)). Compare with a link's
     bandwidth: when the link is faster than this rate, layer-by-layer transfer keeps up with

@@ -8,7 +8,8 @@ experts, latent ranks); everything else is computed from those fields:
 * KV-cache bytes per token: ``2 · layers · kv_heads · head_dim · b`` for MHA/GQA and
   ``layers · (kv_lora_rank + rope_dim) · b`` for MLA (DeepSeek's compressed latent cache),
 * FLOPs: ``2`` FLOPs per matmul weight per token, plus attention, whose cost depends on how many
-  (query, key) pairs a chunk of new tokens touches.
+  (query, key) pairs a chunk of new tokens touches and, for MLA, on which of its two forms runs
+  (see :meth:`ModelSpec.attention_flops_per_pair` and :meth:`ModelSpec.flops`).
 
 The catalog is built from the config.json fields of each model, with the config's address as the
 source, so the numbers can be checked against the real files.
@@ -288,20 +289,105 @@ class ModelSpec:
     # ----------------------------------------------------------------- FLOPs
     @property
     def attention_flops_per_pair(self) -> int:
-        """FLOPs for one (query, key) pair over all layers: ``2 · heads · (qk_dim + v_dim) · layers``
-        (the q·k dot product and the weighted sum of v, 2 FLOPs per multiply-add)."""
+        """FLOPs for one (query, key) pair over all layers in the form a prefill runs:
+        ``2 · heads · (qk_dim + v_dim) · layers`` (the q·k dot product and the weighted sum of v,
+        2 FLOPs per multiply-add). DeepSeek-V3: 2 · 128 · (192 + 128) · 61 = 5.0 MFLOP.
+
+        For MLA this is the *non-absorbed* ("compute-friendly") form: keys and values are
+        up-projected from the latent, then attention runs per head at the small head widths.
+        Decode runs the absorbed form instead: :attr:`decode_attention_flops_per_pair`."""
         return 2 * self.n_heads * (self.qk_dim + self.v_dim) * self.n_layers
+
+    @property
+    def decode_attention_flops_per_pair(self) -> int:
+        """FLOPs for one (query, key) pair over all layers in the form a decode runs.
+
+        MHA/GQA: the same as :attr:`attention_flops_per_pair`. MLA: the *weight-absorbed* form,
+        ``2 · heads · (kv_lora_rank + qk_rope_dim + kv_lora_rank) · layers``: W_UK is folded into
+        the query and W_UV applied after attention, so every head attends directly over the cached
+        latent (scores over the 576-wide latent plus rope part, values over the 512-wide latent),
+        never rebuilding per-head keys and values for the whole context. DeepSeek-V3:
+        2 · 128 · (512 + 64 + 512) · 61 = 17.0 MFLOP per pair, 3.4× the 5.0 of the prefill form,
+        against 70,272 bytes of KV read per cached token (BF16): ~242 FLOP/B for the attention
+        alone, near an H100's ridge. Source: DeepSeek-V2 (arXiv:2405.04434) §2.1.2–2.1.3 on
+        absorbing W_UK and W_UV; vLLM's MLA backend runs decode this way
+        (vllm/v1/attention/backends/mla/common.py, "Data-Movement Friendly Approach"), as does
+        FlashMLA (github.com/deepseek-ai/FlashMLA)."""
+        if self.attention != "mla":
+            return self.attention_flops_per_pair
+        r = self.kv_lora_rank
+        return 2 * self.n_heads * (r + self.qk_rope_dim + r) * self.n_layers
+
+    @property
+    def context_upprojection_flops_per_token(self) -> int:
+        """FLOPs a multi-token chunk of an MLA model spends per *cached* token to rebuild that
+        token's per-head keys (nope part) and values from its latent before attending in the
+        non-absorbed form: ``2 · kv_lora_rank · heads · (qk_nope_dim + v_head_dim) · layers``
+        (the kv_b_proj matmul over the context). DeepSeek-V3: 2 · 512 · 128 · 256 · 61 =
+        2.05 GFLOP per cached token. 0 for MHA/GQA, whose cache holds the keys and values.
+
+        This is how vLLM computes a prefill chunk's attention to its context
+        (vllm/v1/attention/backends/mla/common.py, "Chunked Prefill": ``cache_kv_c_chunk @
+        W_UK`` and ``@ W_UV`` per context chunk); a decode never pays it."""
+        if self.attention != "mla":
+            return 0
+        return (2 * self.kv_lora_rank * self.n_heads * (self.qk_nope_dim + self.v_head_dim)
+                * self.n_layers)
+
+    def decode_attention_intensity(self, kv_dtype: str = "bf16") -> float:
+        """FLOP per byte of a decode's attention alone: :attr:`decode_attention_flops_per_pair`
+        ÷ :meth:`kv_bytes_per_token` (each cached token is one pair and is read once). The limit
+        a decode step's intensity approaches when the batch is large enough that weight reads no
+        longer count and the context long enough that the matmuls do not either. GQA models sit
+        at a few FLOP/B (Llama-3.1-70B: 8); MLA at hundreds (DeepSeek-V3, BF16 cache: 242)."""
+        return self.decode_attention_flops_per_pair / self.kv_bytes_per_token(kv_dtype)
+
+    def decode_intensity_limit(self, context, dtype: str = "bf16", kv_dtype: str | None = None):
+        """FLOP per byte a decode approaches when its batch is so large that reading the weights
+        no longer counts: one request's :meth:`flops` ``(1, context)`` over the bytes it alone
+        moves, ``kv_bytes_per_token · (context + 1) + activation_bytes_per_token`` (array-friendly).
+        Per GPU this holds when each GPU runs whole requests' attention (data-parallel attention,
+        as DeepSeek deploys MLA); splitting heads over tp GPUs that each read the whole latent
+        divides the attention's share by tp. It falls towards
+        :meth:`decode_attention_intensity` as the context grows."""
+        kd = dtype if kv_dtype is None else kv_dtype
+        L = np.asarray(context, dtype=np.float64)
+        return (self.flops(1, L) / (self.kv_bytes_per_token(kd) * (L + 1)
+                                    + self.activation_bytes_per_token(dtype)))[()]
+
+    def attention_flops(self, new_tokens, context=0):
+        """Attention FLOPs of one item of ``new_tokens`` new tokens after ``context`` cached ones
+        (array-friendly), in the form a serving engine runs for that item:
+
+        * a decode item (``new_tokens == 1``): ``decode_attention_flops_per_pair · pairs`` (MLA:
+          weight-absorbed);
+        * a prefill or a prefill chunk (``new_tokens > 1``): ``attention_flops_per_pair · pairs``
+          plus, for MLA, ``context_upprojection_flops_per_token · context`` (the chunk's cached
+          context rebuilt into keys and values, then attended in the non-absorbed form).
+
+        The split follows vLLM, which sends single-token queries to the absorbed decode kernel and
+        everything longer to the prefill path (vllm/v1/attention/backends/mla/common.py). For a
+        small chunk after a long context the absorbed form would be cheaper (per cached token
+        ``17.0 MFLOP · c`` against ``5.0 MFLOP · c + 2.05 GFLOP`` for DeepSeek-V3: below
+        c ≈ 171 tokens); vLLM's comment notes this as future work and pdlib prices what it does.
+        """
+        n = np.asarray(new_tokens, dtype=np.float64)
+        L = np.asarray(context, dtype=np.float64)
+        pairs = attention_pairs(n, L, self.sliding_window)
+        chunk = self.attention_flops_per_pair * pairs + self.context_upprojection_flops_per_token * L
+        return np.where(n == 1, self.decode_attention_flops_per_pair * pairs, chunk)[()]
 
     def flops(self, new_tokens, context=0, logits: int | np.ndarray = 1):
         """FLOPs to run ``new_tokens`` tokens of one request whose first ``context`` tokens are cached.
 
-        ``2 · matmul_params · n  +  attention_flops_per_pair · pairs(n, L)  +  2 · h · V · logits``
+        ``2 · matmul_params · n  +  attention_flops(n, L)  +  2 · h · V · logits``
         where ``logits`` is how many positions need output logits (1 for a prefill or a decode step,
-        0 for a prefill chunk that is not the last). Works elementwise on arrays.
+        0 for a prefill chunk that is not the last), and :meth:`attention_flops` prices the pairs
+        in the form the item runs (MLA: absorbed for a decode, non-absorbed for a prefill).
+        Works elementwise on arrays.
         """
         n = np.asarray(new_tokens, dtype=np.float64)
-        pairs = attention_pairs(n, context, self.sliding_window)
-        return (2.0 * self.matmul_params * n + self.attention_flops_per_pair * pairs
+        return (2.0 * self.matmul_params * n + self.attention_flops(n, context)
                 + 2.0 * self.hidden * self.vocab * np.asarray(logits, dtype=np.float64))
 
     def prefill_flops(self, prompt):

@@ -240,3 +240,122 @@ def test_ch01_checks_give_helpful_feedback():
     assert check("ch01.l40s_hbm", None).ok is None
     assert set(exercises.ids()) >= {"ch01.ridge_a100", "ch01.decode_ridge_batch",
                                     "ch01.decode_70b_tp8", "ch01.l40s_hbm"}
+
+
+# ----------------------------------------------------------------------------- chapter tables
+def test_gpu_table_flags_every_batch_that_does_not_fit():
+    # L4: 24 GB × 0.9 − 16.1 GB of Llama-3.1-8B weights leaves ~5.5 GB, and 64 requests of 1,025
+    # tokens need 64 · 1,025 · 131,072 B = 8.6 GB: the issue's unflagged 99.6 ms row
+    t = rl.gpu_table("Llama-3.1-8B", ["L4", "H100-SXM"], batch=64, context=1024)
+    l4 = t.loc["L4"]
+    free = 24e9 * 0.9 - CostModel("Llama-3.1-8B", "L4").weight_bytes_per_gpu
+    assert l4["KV free (GB/GPU)"] == pytest.approx(free / 1e9)
+    assert l4["KV of batch (GB/GPU)"] == pytest.approx(64 * 1025 * 131_072 / 1e9)
+    assert not l4.fits and t.loc["H100-SXM"].fits
+    assert l4["max batch"] == int(free // 131_072) // 1025
+    for batch, context in ((64, 1024), (256, 4096), (8, 32768)):
+        num = rl.gpu_table("Llama-3.1-8B", hardware.gpu_names(), batch=batch, context=context)
+        text = rl.gpu_table("Llama-3.1-8B", hardware.gpu_names(), batch=batch, context=context,
+                            as_text=True)
+        for gpu, row in num.iterrows():
+            cm, _ = fitting_cost_model("Llama-3.1-8B", gpu)
+            fits = batch * (context + 1) * cm.kv_bytes_per_token <= cm.free_kv_bytes
+            assert row.fits == fits, gpu
+            cell = text.loc[gpu, "decode step (ms)"]
+            assert cell.endswith("(KV does not fit)") == (not fits), (gpu, cell)   # never unflagged
+            assert cell.startswith(f"{row['decode step (ms)']:.1f}")
+        assert (~num.fits).any()                     # each of these cases has infeasible rows
+    with pytest.raises(ValueError, match="batch"):
+        rl.gpu_table(batch=0)
+
+
+def test_gpu_table_prints_missing_prices_as_a_dash_and_states_the_prefill_threshold():
+    t = rl.gpu_table("Llama-3.1-8B", ["L4", "H100-SXM", "MI300X"], as_text=True)
+    assert t.loc["L4", "$ / GPU-hour"] == t.loc["MI300X", "$ / GPU-hour"] == "–"
+    assert t.loc["H100-SXM", "$ / GPU-hour"] == f"${hardware.gpu('H100-SXM').price_per_hour:.2f}"
+    assert "nan" not in t.to_string().lower()
+    num = rl.gpu_table("Llama-3.1-8B", ["H100-SXM"])
+    assert num.loc["H100-SXM", "prefill compute-bound above (tokens)"] == pytest.approx(
+        CostModel("Llama-3.1-8B", "H100-SXM").prefill_ridge_tokens())
+
+
+def test_phase_cost_table_by_hand_l40s_prefills_cheaper_decodes_dearer():
+    t = rl.phase_cost_table("Llama-3.1-8B", ["H100-SXM", "L40S", "A100-80GB", "L4"], prompt=2000,
+                            output=300, max_batch=128)
+    for gpu in ("H100-SXM", "L40S"):
+        cm, g = CostModel("Llama-3.1-8B", gpu), hardware.gpu(gpu)
+        batch = min(128, int(cm.kv_capacity_tokens // 2300))
+        usd_s = g.price_per_hour / 3600
+        assert t.loc[gpu, "decode batch"] == batch
+        assert t.loc[gpu, "prefill $/M tokens"] == pytest.approx(cm.prefill(2000).time / 2000 * usd_s * 1e6)
+        assert t.loc[gpu, "decode $/M tokens"] == pytest.approx(
+            cm.decode(batch, 2150).time / batch * usd_s * 1e6)
+        assert t.loc[gpu, "TFLOP/s per $/h"] == pytest.approx(g.flops / 1e12 / g.price_per_hour)
+    # at one dated price list the L40S buys more FLOP/s per dollar than an H100, so it prefills
+    # more cheaply; it buys less bandwidth per dollar, so it decodes more dearly; the A100 (lowest
+    # ridge) decodes cheapest of the three
+    assert t.loc["L40S", "prefill $/M tokens"] < t.loc["H100-SXM", "prefill $/M tokens"]
+    assert t.loc["L40S", "decode $/M tokens"] > t.loc["H100-SXM", "decode $/M tokens"]
+    assert t.loc["A100-80GB", "decode $/M tokens"] < t.loc["H100-SXM", "decode $/M tokens"]
+    assert np.isnan(t.loc["L4", "prefill $/M tokens"]) and t.loc["L4", "price source"] == "not priced"
+    text = rl.phase_cost_table("Llama-3.1-8B", ["H100-SXM", "L4"], as_text=True)
+    assert text.loc["L4", "$ / GPU-hour"] == "not priced" and text.loc["L4", "decode $/M tokens"] == "–"
+
+
+def test_decode_intensity_table_mla_against_ridges():
+    t = rl.decode_intensity_table(("Llama-3.1-70B", "DeepSeek-V3"), gpus=("H100-SXM", "A100-80GB"))
+    ds = t.loc["DeepSeek-V3"]
+    assert ds["decode FLOP/pair (M)"] == pytest.approx(16.990208)
+    assert ds["prefill FLOP/pair (M)"] == pytest.approx(4.99712)
+    assert ds["attention FLOP/B"] == pytest.approx(16_990_208 / 70_272)
+    assert ds["÷ H100-SXM ridge"] == pytest.approx(16_990_208 / 70_272 / (989e12 / 3.35e12))
+    assert ds["÷ A100-80GB ridge"] > 1 > ds["÷ H100-SXM ridge"] > 0.7
+    assert t.loc["Llama-3.1-70B", "÷ A100-80GB ridge"] < 0.1
+
+
+def test_plot_rooflines_takes_intensities_and_colours_lines_between_ridges():
+    ax = rl.plot_rooflines(["H100-SXM", "A100-80GB"], steps={"low": 10.0, "between": 200.0,
+                                                             "high": 1000.0})
+    lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":" and len(ln.get_xdata())]
+    colours = {float(ln.get_xdata()[0]): ln.get_color() for ln in lines}
+    assert colours == {10.0: "tab:blue", 200.0: "tab:olive", 1000.0: "tab:red"}
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "step: bound depends on the GPU" in legend and "step: memory-bound on every GPU" in legend
+    ax = rl.plot_steps_on_roofline(CostModel("Llama-3.1-8B", "H100-SXM"),
+                                   {"d": CostModel("Llama-3.1-8B", "H100-SXM").decode(1, 0)})
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-2:] == ["memory-bound step",
+                                                                       "compute-bound step"]
+
+
+def test_steps_on_roofline_use_the_fp8_roof_for_fp8_weights():
+    cm = CostModel("Llama-3.1-8B", "H100-SXM", dtype="fp8")
+    ax = rl.plot_steps_on_roofline(cm, {"p": cm.prefill(4096)})
+    roof = ax.get_lines()[0]
+    assert max(roof.get_ydata()) == pytest.approx(1979.0)
+    assert "FP8 peak" in ax.get_legend().get_texts()[0].get_text()
+
+
+def test_glossary_numbers_follow_from_the_library():
+    # the glossary's entries on ridge, prefill, decode and MLA quote these numbers; recompute them
+    import re
+    from pathlib import Path
+
+    from pdlib import models
+    text = " ".join((Path(__file__).resolve().parents[1] / "book" / "glossary.md").read_text().split())
+    thr = rl.gpu_table("Llama-3.1-8B")["prefill compute-bound above (tokens)"]
+    want = (f"from {thr.min():.0f} on an {thr.idxmin()} to {thr.max():.0f} on an {thr.idxmax()} for "
+            f"Llama-3.1-8B in BF16 ({thr['H100-SXM']:.0f} on an H100-SXM)")
+    assert want in text
+    ds = CostModel("DeepSeek-V3", "H200-SXM", tp=8, dtype="fp8").prefill_ridge_tokens()
+    m = re.search(r"about ([\d,]+) for DeepSeek-V3 on eight H200s", text)
+    assert m and float(m.group(1).replace(",", "")) == pytest.approx(ds, rel=0.05)
+    for g, word in (("H100-SXM", "295 FLOP/B on an H100-SXM"), ("A100-80GB", "153 on an A100-80GB")):
+        assert f"{hardware.gpu(g).ridge:.0f}" in word and word in text
+    dsm = models.get("DeepSeek-V3")
+    assert f"{dsm.attention_flops_per_pair / 1e6:.1f} MFLOP per pair over DeepSeek-V3's 61 layers" in text
+    assert f"{dsm.decode_attention_flops_per_pair / 1e6:.1f} MFLOP per pair, which puts" in text
+    assert f"absorbed attention does {dsm.decode_attention_intensity():.0f} FLOP per byte" in text
+    assert f"({models.get('Llama-3.1-70B').decode_attention_intensity():.0f} for Llama-3.1-70B)" in text
+    notation = " ".join((Path(__file__).resolve().parents[1] / "book" / "notation.md").read_text().split())
+    assert f"({dsm.attention_flops_per_pair / 1e6:.1f} MFLOP for DeepSeek-V3)" in notation
+    assert f"{dsm.decode_attention_flops_per_pair / 1e6:.1f} MFLOP per pair for DeepSeek-V3" in notation

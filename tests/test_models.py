@@ -1,12 +1,13 @@
-"""Model catalog: every number pinned to FACTS.md §3 (config.json fields, official sizes) and every
-formula to a hand computation."""
+"""Model catalog: every number pinned to its source (the config.json fields of each model's Hugging
+Face repository, official sizes from model cards) and every formula to a hand computation."""
 import numpy as np
 import pytest
 
 from pdlib import models
 from pdlib.models import ModelSpec, attention_pairs, from_hf_config
 
-# FACTS.md §3, "KV bytes per token (BF16)"
+# KV bytes per token (BF16): 2 · layers · kv_heads · head_dim · 2 from each config.json
+# (MLA: layers · (kv_lora_rank + qk_rope_head_dim) · 2)
 KV_BF16 = {
     "Llama-3.1-8B": 131_072, "Llama-2-7B": 524_288, "Llama-2-70B": 327_680, "Llama-3.1-70B": 327_680,
     "Qwen2.5-72B": 327_680, "Llama-3.1-405B": 516_096, "Qwen2.5-7B": 57_344, "DeepSeek-V3": 70_272,
@@ -30,7 +31,7 @@ def test_kv_formula_by_hand():
 
 
 def test_70b_4k_cache_is_1_342_gb_and_deepseek_0_29_gb():
-    # FACTS.md §3: 4,096 tokens -> 1.342 GB (Llama-3.1-70B), 0.29 GB (DeepSeek-V3)
+    # 4,096 tokens -> 1.342 GB (Llama-3.1-70B: 4,096 · 327,680 B), 0.29 GB (DeepSeek-V3: · 70,272 B)
     assert models.get("Llama-3.1-70B").kv_bytes(4096) / 1e9 == pytest.approx(1.342, abs=5e-4)
     assert models.get("DeepSeek-V3").kv_bytes(4096) / 1e9 == pytest.approx(0.29, abs=5e-3)
 
@@ -71,7 +72,8 @@ def test_attention_pairs_causal_and_window():
 
 
 def test_prefill_flops_70b_4k_is_5_8e14():
-    # FACTS.md §4 claim 7: a 4k prefill of a 70B model is about 5.8e14 FLOP
+    # the source article's claim 7, checked by hand: 2 · 70e9 · 4,096 ≈ 5.7e14 for the matmuls,
+    # plus attention and one row of logits: about 5.8e14 FLOP
     assert models.get("Llama-3.1-70B").prefill_flops(4096) == pytest.approx(5.8e14, rel=0.02)
 
 
@@ -139,3 +141,61 @@ def test_invalid_specs_are_rejected(bad):
     fields.update(bad)
     with pytest.raises(ValueError):
         ModelSpec(**fields)
+
+
+# ------------------------------------------------------------------ MLA: two forms of attention
+def test_mla_decode_runs_the_absorbed_form_17_mflop_per_pair_prefill_the_plain_5_mflop():
+    ds = models.get("DeepSeek-V3")
+    # absorbed (decode): 2 · heads · (kv_lora_rank + rope + kv_lora_rank) · layers
+    assert ds.decode_attention_flops_per_pair == 2 * 128 * (512 + 64 + 512) * 61 == 16_990_208
+    assert ds.decode_attention_flops_per_pair / 1e6 == pytest.approx(17.0, abs=0.05)
+    # non-absorbed (prefill): 2 · heads · (qk_nope + rope + v) · layers
+    assert ds.attention_flops_per_pair == 2 * 128 * (128 + 64 + 128) * 61 == 4_997_120
+    assert ds.attention_flops_per_pair / 1e6 == pytest.approx(5.0, abs=0.05)
+    # a chunk with cached context rebuilds each cached token's keys and values from the latent
+    assert ds.context_upprojection_flops_per_token == 2 * 512 * 128 * (128 + 128) * 61
+    # GQA and MHA: one form only, nothing to rebuild
+    for name in ("Llama-3.1-70B", "Llama-2-7B"):
+        m = models.get(name)
+        assert m.decode_attention_flops_per_pair == m.attention_flops_per_pair
+        assert m.context_upprojection_flops_per_token == 0
+
+
+def test_flops_price_each_item_in_the_form_it_runs():
+    ds = models.get("DeepSeek-V3")
+    head = 2 * ds.hidden * ds.vocab
+    # a decode (1, L): L + 1 absorbed pairs
+    assert ds.flops(1, 1000) == pytest.approx(2 * ds.matmul_params + 16_990_208 * 1001 + head)
+    # a prefill chunk (c, L): non-absorbed pairs plus the context rebuilt
+    pairs = 512 * 1000 + 512 * 513 / 2
+    want = (2 * ds.matmul_params * 512 + 4_997_120 * pairs
+            + ds.context_upprojection_flops_per_token * 1000 + head)
+    assert ds.flops(512, 1000) == pytest.approx(want)
+    assert ds.prefill_flops(4096) == pytest.approx(2 * ds.matmul_params * 4096
+                                                   + 4_997_120 * 4096 * 4097 / 2 + head)
+    # elementwise on arrays, each element in its own form
+    both = ds.flops(np.array([1, 512]), np.array([1000, 1000]))
+    assert both == pytest.approx([ds.flops(1, 1000), ds.flops(512, 1000)])
+    # GQA: the old formula, unchanged
+    m = models.get("Llama-2-7B")
+    assert m.flops(1, 100) == pytest.approx(2 * m.matmul_params + 2 * 32 * 256 * 32 * 101
+                                            + 2 * 4096 * 32000)
+
+
+def test_mla_decode_attention_sits_near_the_ridge_gqa_far_below():
+    from pdlib import hardware
+    ds = models.get("DeepSeek-V3")
+    # 17.0 MFLOP per cached token read, 70,272 bytes each (BF16 latent): ~242 FLOP/B
+    assert ds.decode_attention_intensity("bf16") == pytest.approx(16_990_208 / 70_272)
+    assert 0.7 < ds.decode_attention_intensity("bf16") / hardware.gpu("H100-SXM").ridge < 1.0
+    assert ds.decode_attention_intensity("bf16") > hardware.gpu("H200-SXM").ridge
+    assert ds.decode_attention_intensity("fp8") == pytest.approx(2 * 16_990_208 / 70_272)
+    # GQA: 2 · 64 · 256 · 80 FLOP per 327,680 bytes = 8 FLOP/B (Llama-3.1-70B)
+    assert models.get("Llama-3.1-70B").decode_attention_intensity() == pytest.approx(8.0)
+    # with the weights amortized away a whole decode step approaches it from above
+    lim = [ds.decode_intensity_limit(L) for L in (4096, 32768, 10**7)]
+    assert lim[0] > lim[1] > lim[2] > ds.decode_attention_intensity()
+    assert lim[2] == pytest.approx(ds.decode_attention_intensity(), rel=0.01)
+    L = 32768
+    by_hand = float(ds.flops(1, L)) / (70_272 * (L + 1) + ds.activation_bytes_per_token())
+    assert ds.decode_intensity_limit(L) == pytest.approx(by_hand)

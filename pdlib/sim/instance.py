@@ -159,15 +159,21 @@ class Instance:
     def _step(self, items: list, now: float) -> Step:
         q, w = self.reqs, self._window
         T = L = logits = 0
-        pairs = 0.0
+        pairs = dpairs = 0.0
+        cctx = 0
         for r, n in items:
             c = q.kv[r]
             T += n
             L += c
-            pairs += (n * c + n * (n + 1) / 2) if w is None else attention_pairs_scalar(n, c, w)
+            p = (n * c + n * (n + 1) / 2) if w is None else attention_pairs_scalar(n, c, w)
+            pairs += p
+            if n == 1:                  # a decode (MLA prices its pairs in the absorbed form)
+                dpairs += p
+            else:                       # a chunk (MLA rebuilds the keys of its cached tokens)
+                cctx += c
             if q.phase[r] == DECODE or c + n == q.target(r):
                 logits += 1
-        t, bound = self.pricer.step(len(items), T, L, pairs, logits)
+        t, bound = self.pricer.step(len(items), T, L, pairs, logits, dpairs, cctx)
         return Step(now, now + t, items, bound)
 
     def _need(self, st_kv: np.ndarray, held: np.ndarray, k: int) -> int:
