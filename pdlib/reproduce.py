@@ -35,8 +35,9 @@ __all__ = ["DISTSERVE_SLO", "DISTSERVE_PAPER", "SPLITWISE_PAPER", "distserve_pre
            "decode_tpot_table",
            # chapter 09: the papers reproduced
            "DISTSERVE_SLO_SCALE_PAPER", "SARATHI_PAPER", "MOONCAKE_PAPER", "SPLITWISE_SLO",
+           "REPRODUCED_TOL", "compare",
            "scale_at_attainment", "distserve_slo_scale", "without_sliding_window",
-           "sarathi_capacity", "gbps_link", "kv_emission_gbps", "bandwidth_knee",
+           "sarathi_meets", "sarathi_workload", "sarathi_capacity_table", "sarathi_capacity", "gbps_link", "kv_emission_gbps", "bandwidth_knee",
            "mooncake_bandwidth_knee", "mooncake_pd_ratio", "splitwise_cost"]
 
 #: DistServe's running example: P90 TTFT ≤ 0.4 s and P90 TPOT ≤ 0.04 s, i.e. 90% of the requests
@@ -55,8 +56,13 @@ DISTSERVE_PAPER: dict = {"colocated_per_gpu": 1.6, "prefill_only_rps": 5.6, "dec
 #: Splitwise (ISCA 2024), abstract.
 SPLITWISE_PAPER: dict = {"throughput_ratio": 1.4, "cost_ratio": 0.8}
 
-# DistServe's fitted step latency for OPT-13B, TP=1, one A100 (milliseconds), DistServe §4.1
-# (latency model used by its placement search); copied in /work/shared/FACTS.md §5.
+# DistServe's fitted step latency for OPT-13B, TP=1, one A100-80GB (milliseconds), in the form of
+# its simulator's latency model (github.com/LLMServe/DistServe, simdistserve/estimators/
+# time_estimator.py: prefill a + b·Σlen + c·Σlen², decode a + b·Σcontext + c·batch). The decode
+# constants are that repository's profile exactly (simdistserve/estimators/profile_data/
+# profiler-a100-80g.json, "facebook/opt-13b", TP "1", "decoding_smallbs"); the prefill constants
+# are an earlier fit of the same form: the file's own "prefill" entry, 16.46 + 0.0926·Σlen +
+# 6.47e-6·Σlen², prices a 512–2,048-token prefill about 9% lower.
 _DS_PREFILL_MS = (18.1, 0.1019, 7.12e-6)        # C1 + C2·Σtokens + C3·Σlen²
 _DS_DECODE_MS = (19.93, 6.27e-4, 0.0385)        # C4 + C5·Σcontext + C6·batch
 
@@ -118,15 +124,21 @@ def xpyd_goodput(n_prefill: int, n_decode: int, *, model: str = "OPT-13B",
                  prefill_gpu: str = "A100-80GB", decode_gpu: str = "A100-80GB",
                  link: str = "NVLink3", prompt: int = 512, output: int = 64,
                  slo: dict | None = None, n: int = 1000, seed: int = 0, tol: float = 0.05,
-                 first_token: str = "decode", cost_kwargs: dict | None = None) -> sim.Goodput:
+                 first_token: str = "decode", transfer: str = "whole",
+                 cost_kwargs: dict | None = None) -> sim.Goodput:
     """Goodput (req/s, and per GPU) of one ``n_prefill``P``n_decode``D deployment on a Poisson
     workload of ``n`` requests with fixed ``prompt``/``output`` lengths (tokens), for ``slo``
     (default :data:`DISTSERVE_SLO`) at 90% attainment. The bisection searches 0.05 … 32 req/s per
-    GPU and stops at relative width ``tol``."""
+    GPU and stops at relative width ``tol``.
+
+    ``transfer`` defaults to "whole": DistServe's decoding instances pull a request's KV cache
+    once its prefill has finished, the prefill GPU's memory serving as the queue (DistServe,
+    OSDI 2024, §4.3 "Combat burstiness"); vLLM's NIXL connector, which llm-d and Dynamo's vLLM
+    path use, also reads the cache after the prefill. "layerwise" streams it during the prefill."""
     def make():
         return sim.disaggregated(model=model, prefill_gpu=prefill_gpu, decode_gpu=decode_gpu,
                                  link=link, n_prefill=n_prefill, n_decode=n_decode,
-                                 first_token=first_token, cost_kwargs=cost_kwargs)
+                                 first_token=first_token, transfer=transfer, cost_kwargs=cost_kwargs)
     g = n_prefill + n_decode
     return sim.goodput(make, _poisson(prompt, output, n, seed), slo or DISTSERVE_SLO,
                        lo=0.05 * g, hi=32.0 * g, tol=tol)
@@ -226,9 +238,11 @@ def pd_ratio_sweep(shapes: Sequence[tuple[int, int]] = ((512, 64), (2048, 64), (
 def pool_growth(rate: float, *, prompt: int = 512, output: int = 64, max_prefill: int = 6,
                 max_decode: int = 3, slo: dict | None = None, model: str = "OPT-13B",
                 gpu: str = "A100-80GB", link: str = "NVLink3", n: int = 1000, seed: int = 0,
-                progress: bool = False) -> pd.DataFrame:
+                transfer: str = "whole", progress: bool = False) -> pd.DataFrame:
     """SLO attainment of every xPyD with 1…``max_prefill`` prefill and 1…``max_decode`` decode
-    instances at a fixed ``rate`` (req/s), for a Poisson workload of ``prompt``/``output`` tokens.
+    instances at a fixed ``rate`` (req/s), for a Poisson workload of ``prompt``/``output`` tokens;
+    the KV cache moves whole after the prefill, as DistServe's decoding instances pull it
+    (``transfer``, see :func:`xpyd_goodput`).
 
     This is the question an operator asks when the workload shifts: which pool must grow, and by
     how much, to keep serving the same traffic? Columns: n_prefill, n_decode, n_gpus, config,
@@ -241,7 +255,7 @@ def pool_growth(rate: float, *, prompt: int = 512, output: int = 64, max_prefill
     rows = []
     for p, d in _progress.over(grid, progress, "pool sizes"):
         c = sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=link,
-                              n_prefill=p, n_decode=d)
+                              n_prefill=p, n_decode=d, transfer=transfer)
         r = sim.simulate(c, wl)
         summ = r.summary()
         rows.append({"n_prefill": p, "n_decode": d, "n_gpus": p + d, "config": config_name(p, d),
@@ -288,7 +302,8 @@ def decode_hardware(pairs: Sequence[tuple[str, str]] = (("A100-80GB", "A100-80GB
     Columns: prefill_gpu, decode_gpu, config, n_gpus, rate (req/s), per_gpu (req/s/GPU),
     usd_per_hour, req_per_usd (requests per dollar = 3600·rate / usd_per_hour) and
     usd_per_m_tokens (:func:`cost_per_million_tokens`; NaN at zero goodput). Prices are the
-    catalog's rough rental prices: use the ratios, not the dollars.
+    catalog's dated on-demand prices (:attr:`pdlib.hardware.GPU.price_per_hour`, one public list):
+    ratios between cards carry over better than the dollars.
     """
     rows = []
     for pg, dg in _progress.over(list(pairs), progress, "hardware pairs"):
@@ -316,20 +331,88 @@ def decode_hardware(pairs: Sequence[tuple[str, str]] = (("A100-80GB", "A100-80GB
 #: scale multiplies the TTFT and TPOT targets together. Source: Zhong et al., DistServe (OSDI 2024).
 DISTSERVE_SLO_SCALE_PAPER: dict = {"tighter_slo": 12.6, "more_requests": 7.4, "attainment": 0.9}
 
-#: Sarathi-Serve's capacity experiment: the highest Poisson load (req/s) at which the P99 of the
-#: time between tokens (over all decode tokens) stays within the SLO, strict or relaxed, for
-#: Mistral-7B on one A100; Sarathi-Serve runs token budgets of 512 (strict) and 2,048 (relaxed)
-#: against vLLM (prefill-priority iteration-level batching). The paper also keeps the median
-#: scheduling delay (queueing before the first step) under 2 s so that capacity is not won by
-#: letting the queue grow without bound. Headline: 2.6× vLLM's capacity for Mistral-7B, up to
-#: 3.7× for Yi-34B on two A100s. Source: Agrawal et al., Sarathi-Serve (OSDI 2024), abstract and
-#: evaluation (capacity under strict and relaxed P99 TBT SLOs, arXiv-Summarization and
-#: OpenChat-ShareGPT4 workloads); numbers as collected in /work/shared/FACTS.md §5.
-SARATHI_PAPER: dict = {"model": "Mistral-7B-v0.1", "gpu": "A100-80GB",
-                       "p99_tbt": {"strict": 0.1, "relaxed": 0.5},
-                       "token_budget": {"strict": 512, "relaxed": 2048},
-                       "max_median_queue_delay": 2.0, "capacity_gain": 2.6,
-                       "capacity_gain_yi34b": 3.7}
+#: Sarathi-Serve's capacity experiment, as the paper defines and runs it (Agrawal et al.,
+#: "Taming Throughput-Latency Tradeoff in LLM Inference with Sarathi-Serve", OSDI 2024,
+#: https://www.usenix.org/conference/osdi24/presentation/agrawal):
+#:
+#: * capacity (§2.4, §5.1): the highest Poisson load (queries per second) at which the P99 of
+#:   the time between tokens — over every decode token of the run, "since every decode token
+#:   results in a TBT latency value" (§5, Metrics) — stays within the SLO, while "the queuing
+#:   delay does not blow up (we use a limit of 2 seconds on median scheduling delay)" (§5.1). The
+#:   repository runs exactly this test: ``sarathi/benchmark/capacity_search/main.py`` defaults
+#:   ``--tbt-slo-quantile 0.99``, ``--scheduling-delay-slo-quantile 0.5``,
+#:   ``--scheduling-delay-slo-value 2.0`` (github.com/microsoft/sarathi-serve);
+#: * ``p99_tbt``: the strict and relaxed SLOs per model (table 3), 5× and 25× an undisturbed
+#:   decode step; ``token_budget``: 512 under strict, 2,048 under relaxed (§5.1);
+#:   ``max_batch``: 128 for vLLM and Sarathi-Serve (repository, osdi-experiments/figure-5-6/*.yml);
+#: * ``deployments``: Mistral-7B on one A100 and Yi-34B on two (TP-2) (table 1), "80GB A100 GPUs,
+#:   connected with pairwise NVLINK" in Azure NC96ads v4 VMs (§5), i.e. the A100 80GB **PCIe**
+#:   card (repository README of osdi-experiments/figure-5-6);
+#: * ``datasets``: prompt and output tokens, median and P90, of the two traces (table 2), with
+#:   the length filter (§5: total ≤ 8,192 and 16,384 tokens);
+#: * ``gain``: the headline capacity gains over vLLM (abstract, §1): "2.6×" for Mistral-7B and
+#:   "up to 3.7×" for Yi-34B, "under different SLO targets" (§1): maxima over figure 10's
+#:   datasets × SLOs. §5.1 names the Yi-34B point: strict SLO, openchat_sharegpt4;
+#: * ``tradeoff_gain``: the same comparison in §5.2 (fig. 12, vLLM at max batch 32, 64 or 128):
+#:   "3.5× higher capacity ... under strict SLO (100ms, Mistral-7B)" with budget 512 and
+#:   "1.65× ... (1s, Yi-34B)" with budget 2,048, both on openchat_sharegpt4 — for Mistral-7B
+#:   the paper's own second measurement of a point that fig. 10 puts at ≤ 2.6×;
+#: * ``overhead_text``: §5.4.1 on fig. 14, chunking overhead of Yi-34B prefills: "at most ∼25%"
+#:   at chunk 512, "almost negligible" at 2,048 (the rows themselves are in
+#:   :func:`pdlib.measurements.sarathi_chunking_overhead`).
+SARATHI_PAPER: dict = {
+    "deployments": {"Mistral-7B-v0.1": {"gpu": "A100-PCIe-80GB", "tp": 1},
+                    "Yi-34B": {"gpu": "A100-PCIe-80GB", "tp": 2}},
+    "p99_tbt": {"Mistral-7B-v0.1": {"strict": 0.1, "relaxed": 0.5},
+                "Yi-34B": {"strict": 0.2, "relaxed": 1.0}},
+    "token_budget": {"strict": 512, "relaxed": 2048},
+    "max_batch": 128, "max_median_queue_delay": 2.0, "tbt_quantile": 0.99,
+    "datasets": {"openchat_sharegpt4": {"prompt": (1730, 5696), "output": (415, 834), "max_tokens": 8192},
+                 "arxiv_summarization": {"prompt": (7059, 12985), "output": (208, 371), "max_tokens": 16384}},
+    "gain": {"Mistral-7B-v0.1": 2.6, "Yi-34B": 3.7},
+    "gain_at": {"Yi-34B": ("openchat_sharegpt4", "strict")},
+    "tradeoff_gain": {"Mistral-7B-v0.1": ("openchat_sharegpt4", "strict", 3.5),
+                      "Yi-34B": ("openchat_sharegpt4", "relaxed", 1.65)},
+    "overhead_text": {512: 0.25},
+}
+
+#: The scorecard's tolerance (:func:`compare`): a paper's number counts as reproduced when ours is
+#: within 25% of it — of the value for a quantity, of the effect ln(x) for a ratio of two designs.
+REPRODUCED_TOL: float = 0.25
+
+
+def compare(paper: float, ours: float, kind: str = "ratio", tol: float = REPRODUCED_TOL,
+            tie: bool = False) -> str:
+    """The scorecard's verdict on one number, the same rule for every paper.
+
+    ``kind="ratio"``: the number compares two designs (a gain, "× tighter", a cost ratio); what
+    is compared is its *effect* e = ln(x), so that 0.8× and 1.25× are equally large effects and 1×
+    is none. "reproduced" when e_ours has e_paper's sign and |e_ours / e_paper − 1| ≤ ``tol``;
+    otherwise "same direction, smaller effect" / "same direction, larger effect" when the signs
+    agree, "not reproduced" when they do not (or ours is exactly 1). ``tie=True`` (ours is within
+    the measurement's own resolution of 1) gives "no effect within resolution".
+    ``kind="quantity"``: a value (Gb/s, a P:D ratio): "reproduced" when ours/paper lies in
+    [1/(1 + ``tol``), 1 + ``tol``], else "not reproduced: lower" / "not reproduced: higher"."""
+    if not (paper > 0 and ours > 0):
+        raise ValueError(f"paper and ours must be > 0, got {paper!r}, {ours!r}")
+    if kind == "quantity":
+        r = ours / paper
+        if 1 / (1 + tol) <= r <= 1 + tol:
+            return "reproduced"
+        return "not reproduced: lower" if r < 1 else "not reproduced: higher"
+    if kind != "ratio":
+        raise ValueError(f"kind must be 'ratio' or 'quantity', got {kind!r}")
+    if paper == 1:
+        raise ValueError("a ratio of 1 has no effect to compare with")
+    if tie:
+        return "no effect within resolution"
+    e_p, e_o = math.log(paper), math.log(ours)
+    if e_o == 0 or (e_o > 0) != (e_p > 0):
+        return "not reproduced"
+    r = e_o / e_p
+    if abs(r - 1) <= tol:
+        return "reproduced"
+    return "same direction, smaller effect" if r < 1 else "same direction, larger effect"
 
 #: Mooncake's network and P:D results: TTFT grows sharply once the network falls below about
 #: 100 Gb/s (bandwidths swept over 24–400 Gb/s), which is why Mooncake recommends ≥ 100 Gb/s;
@@ -370,20 +453,54 @@ class _Probe:
         return self.cache[key]
 
 
-def _max_rate(passes: Callable[[float], bool], lo: float, hi: float, tol: float) -> float:
-    """Highest rate (req/s) in [lo, hi] for which ``passes(rate)`` holds, assuming it holds below
-    some rate and fails above: geometric bisection until ``hi / lo ≤ 1 + tol``. 0 when ``lo``
-    fails, ``hi`` when ``hi`` passes."""
+def _bracket(passes: Callable[[float], bool], lo: float, hi: float, tol: float,
+             guess: float | None = None) -> tuple[float, float]:
+    """``(passing, failing)`` rates (req/s) around the highest rate in [lo, hi] for which
+    ``passes(rate)`` holds, assuming it holds below some rate and fails above: geometric
+    bisection until ``failing / passing ≤ 1 + tol``. ``(0, lo)`` when ``lo`` fails, ``(hi, inf)``
+    when ``hi`` passes.
+
+    ``guess`` (a rate expected near the answer, e.g. a related search's result) starts the search
+    there: the bracket doubles (or halves) from it until the answer is inside, then bisects; the
+    result satisfies the same conditions with fewer evaluations when the guess is within a factor
+    of a few of the answer."""
     if not 0 < lo < hi or not tol > 0:
         raise ValueError(f"need 0 < lo < hi req/s and tol > 0, got lo={lo!r}, hi={hi!r}, tol={tol!r}")
-    if not passes(lo):
-        return 0.0
-    if passes(hi):
-        return hi
+    if guess is not None and lo < guess < hi:
+        if passes(guess):
+            a = guess
+            while True:
+                b = min(2 * a, hi)
+                if not passes(b):
+                    break
+                if b == hi:
+                    return hi, math.inf
+                a = b
+        else:
+            b = guess
+            while True:
+                a = max(b / 2, lo)
+                if passes(a):
+                    break
+                if a == lo:
+                    return 0.0, lo
+                b = a
+        lo, hi = a, b
+    else:
+        if not passes(lo):
+            return 0.0, lo
+        if passes(hi):
+            return hi, math.inf
     while hi / lo > 1 + tol:
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if passes(mid) else (lo, mid)
-    return lo
+    return lo, hi
+
+
+def _max_rate(passes: Callable[[float], bool], lo: float, hi: float, tol: float) -> float:
+    """Highest rate (req/s) in [lo, hi] for which ``passes(rate)`` holds (:func:`_bracket`'s
+    passing end): 0 when ``lo`` fails, ``hi`` when ``hi`` passes."""
+    return _bracket(passes, lo, hi, tol)[0]
 
 
 def _required_scale(df: pd.DataFrame, slo: dict) -> np.ndarray:
@@ -414,7 +531,7 @@ def distserve_slo_scale(rate_per_gpu: float = 6.0, *, scales: Sequence[float] | 
                         max_gpus: int = 4, model: str = "OPT-13B", gpu: str = "A100-80GB",
                         link: str = "NVLink3", prompt: int = 512, output: int = 64,
                         slo: dict | None = None, target: float = 0.9, n: int = 600, seed: int = 0,
-                        progress: bool = False) -> dict:
+                        transfer: str = "whole", progress: bool = False) -> dict:
     """DistServe's SLO-scale experiment (§6, fig. 8 style) on its running example: at a fixed load
     of ``rate_per_gpu`` req/s per GPU, the fraction of requests meeting the SLO when both targets
     of ``slo`` (default :data:`DISTSERVE_SLO`) are multiplied by a scale s.
@@ -425,7 +542,8 @@ def distserve_slo_scale(rate_per_gpu: float = 6.0, *, scales: Sequence[float] | 
     (:func:`scale_at_attainment`). One simulation per configuration: every xPyD with ≤
     ``max_gpus`` GPUs at ``rate_per_gpu × GPUs``; the *best* split is the one reaching the target
     at the smallest scale; the colocated baseline gets the same number of GPUs (instances of one
-    GPU behind a least-loaded router) and the same total rate.
+    GPU behind a least-loaded router) and the same total rate. The KV cache moves whole after
+    the prefill, as DistServe's decoding instances pull it (``transfer``, see :func:`xpyd_goodput`).
 
     Returns a dict: ``curve`` (DataFrame: scale, colocated, disaggregated attainment),
     ``configs`` (DataFrame: config, n_gpus, scale_at_target per xPyD), ``best_config``,
@@ -441,7 +559,7 @@ def distserve_slo_scale(rate_per_gpu: float = 6.0, *, scales: Sequence[float] | 
     rows, need = [], {}
     for p, d in _progress.over(xpyd_configs(max_gpus), progress, "xPyD at fixed load"):
         c = sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=link, n_prefill=p,
-                              n_decode=d)
+                              n_decode=d, transfer=transfer)
         need[p, d] = _required_scale(sim.simulate(c, wl(rate_per_gpu * (p + d))).requests, s)
         rows.append({"config": config_name(p, d), "n_prefill": p, "n_decode": d, "n_gpus": p + d,
                      "scale_at_target": scale_at_attainment(need[p, d], target)})
@@ -461,16 +579,30 @@ def distserve_slo_scale(rate_per_gpu: float = 6.0, *, scales: Sequence[float] | 
             "target": target}
 
 
-def _sarathi_ok(res: sim.Result, p99_tbt: float, max_median_delay: float | None) -> bool:
-    """Sarathi-Serve's capacity test: every request finished, the P99 of all token gaps ≤
-    ``p99_tbt`` s, and (if given) the median queueing delay ≤ ``max_median_delay`` s."""
+def sarathi_meets(res: sim.Result, p99_tbt: float,
+                  max_median_delay: float | None = SARATHI_PAPER["max_median_queue_delay"]) -> bool:
+    """Sarathi-Serve's capacity test on one run (:data:`SARATHI_PAPER`, §5.1): every request
+    finished, the P99 of ALL token gaps of the run (``res.tbt``, every request's decode tokens
+    pooled) ≤ ``p99_tbt`` s, and the median scheduling delay (``requests.queue_delay``: arrival
+    to the request's first step) ≤ ``max_median_delay`` s (None: no bound)."""
     df = res.requests
     if (df.status != "finished").any():
         return False
     tbt = res.tbt
-    if len(tbt) and np.percentile(tbt, 99) > p99_tbt:
+    if len(tbt) and np.percentile(tbt, 100 * SARATHI_PAPER["tbt_quantile"]) > p99_tbt:
         return False
     return max_median_delay is None or float(df.queue_delay.median()) <= max_median_delay
+
+
+def _limited_by(res: sim.Result, p99_tbt: float, max_median_delay: float | None) -> str:
+    """Which part of :func:`sarathi_meets` a failing run misses first: "unfinished", "TBT" or
+    "scheduling delay" (both: "TBT and scheduling delay")."""
+    df = res.requests
+    if (df.status != "finished").any():
+        return "unfinished"
+    tbt = len(res.tbt) and np.percentile(res.tbt, 100 * SARATHI_PAPER["tbt_quantile"]) > p99_tbt
+    delay = max_median_delay is not None and float(df.queue_delay.median()) > max_median_delay
+    return " and ".join(n for n, f in (("TBT", tbt), ("scheduling delay", delay)) if f)
 
 
 def without_sliding_window(model: str | mdl.ModelSpec) -> mdl.ModelSpec:
@@ -485,74 +617,154 @@ def without_sliding_window(model: str | mdl.ModelSpec) -> mdl.ModelSpec:
     return dataclasses.replace(spec, sliding_window=None) if spec.sliding_window else spec
 
 
-def sarathi_capacity(*, workload: str = "arxiv-summarization", model: str = "Mistral-7B-v0.1",
-                     gpu: str = "A100-80GB", slos: dict | None = None,
+def sarathi_workload(dataset: str, n: int, rate: float, seed: int = 0):
+    """``n`` requests with the lengths of one of Sarathi-Serve's datasets
+    (:data:`SARATHI_PAPER` ``["datasets"]``, table 2) arriving as a Poisson process of ``rate``
+    req/s (the paper's arrivals, §5).
+
+    ``"openchat_sharegpt4"``: the ``"sharegpt"`` named trace, the repository's own
+    ``sharegpt_8k_filtered_stats_llama2_tokenizer.csv`` (its medians and P90s are table 2's).
+    ``"arxiv_summarization"``: lognormal prompts and outputs with table 2's median and P90
+    (prompts 7,059 / 12,985, outputs 208 / 371 tokens), prompts clipped at 16,384 tokens like the
+    paper's filter. The ``"arxiv-summarization"`` named trace is a different, shorter cut of the
+    dataset (≤ 4k tokens, median prompt 2,730) and is not used here."""
+    from . import workload as wlmod
+    ds = SARATHI_PAPER["datasets"]
+    if dataset not in ds:
+        raise KeyError(f"unknown Sarathi-Serve dataset {dataset!r}; known: {', '.join(ds)}")
+    if dataset == "openchat_sharegpt4":
+        return wlmod.named("sharegpt", n, rate, seed=seed)
+    d = ds[dataset]
+    return wlmod.poisson(rate=rate, n=n, prompt=wlmod.lognormal(*d["prompt"], max=d["max_tokens"]),
+                         output=wlmod.lognormal(*d["output"], max=2048), seed=seed)
+
+
+_SCHED_LABEL = {"continuous": "prefill-priority (vLLM)", "chunked": "chunked (Sarathi-Serve)"}
+
+
+def sarathi_capacity_table(model, gpu: str, workload_fn: Callable[[float], object],
+                           levels: dict[str, tuple[float, int]], *, tp: int = 1,
+                           max_batch: int = SARATHI_PAPER["max_batch"], prefill_budget: int = 8192,
+                           max_median_delay: float | None = SARATHI_PAPER["max_median_queue_delay"],
+                           lo: float = 0.05, hi: float = 16.0, tol: float = 0.1,
+                           progress: bool = False) -> pd.DataFrame:
+    """Sarathi-Serve's capacity (:func:`sarathi_meets`) of one ``tp`` × ``gpu`` instance of
+    ``model`` on ``workload_fn(rate)``, for each SLO level and for both schedulers.
+
+    ``levels`` maps a name to ``(P99 TBT target s, token budget)``. Each level is searched for
+    prefill-priority scheduling (``"continuous"``: vLLM's scheduler, whole prompts up to
+    ``prefill_budget`` tokens per step) and for chunked prefill with the level's token budget,
+    both with at most ``max_batch`` running requests. Capacity: geometric bisection between
+    ``lo`` and ``hi`` req/s to relative width ``tol`` (:func:`_bracket`), each search started
+    from the one before it (the same scheduler at the previous level; the first chunked search
+    from twice prefill priority's capacity); runs are shared between levels with the same
+    scheduler and budget.
+
+    Columns: slo, p99_tbt_slo (s), scheduler, token_budget, capacity (req/s), p99_tbt (s, all
+    gaps) and median_queue_delay (s) at capacity, req_attainment (fraction of requests whose own
+    P99 gap meets the target there: the per-request reading of the same SLO), limited_by (what
+    the next rate up misses: "TBT", "scheduling delay", "unfinished"; "" when ``hi`` passes), and
+    gain (chunked ÷ prefill-priority capacity of the level; inf when prefill-priority has none).
+    """
+    probes: dict = {}
+
+    def probe(sched: str, budget: int) -> _Probe:
+        if (sched, budget) not in probes:
+            probes[sched, budget] = _Probe(lambda: sim.colocated(
+                model=model, gpu=gpu, tp=tp, scheduler=sched, chunk_size=budget,
+                max_batch=max_batch), workload_fn)
+        return probes[sched, budget]
+
+    cases = [(name, t, sched, b if sched == "chunked" else prefill_budget)
+             for name, (t, b) in levels.items() for sched in ("continuous", "chunked")]
+    rows, found = [], {}
+    for name, target, sched, budget in _progress.over(cases, progress, "Sarathi-Serve capacity"):
+        pr = probe(sched, budget)
+        # warm start: the same scheduler's capacity under the previous level, or, for the first
+        # chunked search, twice prefill priority's (the searches' results, not their speed,
+        # are what the bisection guarantees)
+        guess = found.get(sched) or (2 * found["continuous"] if found.get("continuous") else None)
+        cap, fail = _bracket(lambda r: sarathi_meets(pr(r), target, max_median_delay), lo, hi, tol,
+                             guess=guess)
+        if cap > 0:
+            found[sched] = cap
+        res = pr(cap) if cap > 0 else None
+        rows.append({"slo": name, "p99_tbt_slo": target, "scheduler": _SCHED_LABEL[sched],
+                     "token_budget": budget, "capacity": cap,
+                     "p99_tbt": (float(np.percentile(res.tbt, 100 * SARATHI_PAPER["tbt_quantile"]))
+                                 if res is not None else float("nan")),
+                     "median_queue_delay": (float(res.requests.queue_delay.median())
+                                            if res is not None else float("nan")),
+                     "req_attainment": (res.slo_attainment(p99_tbt=target) if res is not None
+                                        else float("nan")),
+                     "limited_by": (_limited_by(pr(fail), target, max_median_delay)
+                                    if math.isfinite(fail) else "")})
+    table = pd.DataFrame(rows)
+    base = table[table.scheduler == _SCHED_LABEL["continuous"]].set_index("slo").capacity
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["gain"] = np.where(table.slo.map(base) > 0, table.capacity / table.slo.map(base), np.inf)
+    return table
+
+
+def sarathi_capacity(model: str = "Mistral-7B-v0.1", *,
+                     datasets: Sequence[str] = tuple(SARATHI_PAPER["datasets"]),
+                     gpu: str | None = None, tp: int | None = None, slos: dict | None = None,
                      token_budgets: dict | None = None,
                      max_median_delay: float | None = SARATHI_PAPER["max_median_queue_delay"],
-                     n: int = 300, seed: int = 0, lo: float = 0.5, hi: float = 8.0,
-                     tol: float = 0.1, full_attention: bool = False, progress: bool = False) -> dict:
-    """Sarathi-Serve's capacity experiment (:data:`SARATHI_PAPER`): for each SLO level
-    (``slos``: name → P99 TBT target in s; default strict 0.1 s and relaxed 0.5 s) the highest
-    Poisson rate (req/s) that passes the capacity test — all requests finish, the P99 of *all*
-    token gaps ≤ the target, median queueing delay ≤ ``max_median_delay`` s (None: no bound) —
-    for prefill-priority scheduling (``"continuous"``, vLLM's classic scheduler, 8,192-token
-    prefill budget) and for Sarathi-Serve's chunked prefill with the level's token budget
-    (``token_budgets``, default 512 strict, 2,048 relaxed).
+                     max_batch: int = SARATHI_PAPER["max_batch"], n: int = 300, seed: int = 0,
+                     lo: float = 0.05, hi: float = 16.0, tol: float = 0.1,
+                     full_attention: bool = False, progress: bool = False) -> dict:
+    """Sarathi-Serve's capacity experiment (:data:`SARATHI_PAPER`, §5.1 and fig. 10) for one
+    model over the paper's grid: each dataset in ``datasets`` (:func:`sarathi_workload`, ``n``
+    requests, Poisson arrivals seeded with ``seed``) × each SLO level, prefill-priority (vLLM)
+    against chunked prefill, capacity by :func:`sarathi_capacity_table`.
 
-    ``workload``: a named trace (:func:`pdlib.workload.named_workloads`) with ``n`` requests,
-    Poisson arrivals seeded with ``seed``. Capacity by geometric bisection between ``lo`` and
-    ``hi`` req/s to relative width ``tol``; simulations are shared between SLO levels. The model
-    keeps its sliding window (Mistral-7B: 4,096 tokens); ``full_attention=True`` runs it without
-    (:func:`without_sliding_window`), which on the arXiv trace, whose prompts are shorter than
-    the window, moves one number (a median queueing delay) by < 0.1%.
+    Defaults are the paper's: ``gpu``/``tp`` from ``SARATHI_PAPER["deployments"][model]``
+    (A100-PCIe-80GB; Yi-34B at tp 2), ``slos`` (name → P99 TBT target s) from
+    ``SARATHI_PAPER["p99_tbt"][model]`` (table 3), ``token_budgets`` 512 strict / 2,048 relaxed,
+    ``max_batch`` 128, a 2 s bound on the median scheduling delay (None: no bound). The
+    prefill-priority scheduler's per-step budget is the dataset's length filter (8,192 or 16,384
+    tokens, vLLM's ``max_num_batched_tokens`` = the maximum sequence length). The model keeps its
+    sliding window (Mistral-7B: 4,096 tokens, "GQA-SW" in table 1); ``full_attention=True`` runs
+    it without (:func:`without_sliding_window`).
 
-    Returns a dict: ``table`` (DataFrame: slo, p99_tbt_slo, scheduler, token_budget, capacity
-    (req/s), p99_tbt (s) and median_queue_delay (s) at that capacity), ``gain`` (slo → chunked ÷
-    prefill-priority capacity; inf when prefill-priority has none), ``paper``, ``workload``.
+    Returns a dict: ``table`` (DataFrame: dataset plus :func:`sarathi_capacity_table`'s columns),
+    ``gain`` (DataFrame indexed by (dataset, slo): chunked ÷ prefill-priority capacity),
+    ``max_gain`` and ``max_at`` ((dataset, slo) where it is reached): the maximum over the grid,
+    the number to set beside the paper's ``paper_gain`` ("up to"), and ``paper_point``: our gain at
+    the point the paper names for its headline (Yi-34B: openchat_sharegpt4, strict), else NaN;
+    ``paper``, ``model``, ``gpu``, ``tp``, ``n``, ``tol``.
     """
-    from . import workload as wlmod
-    levels = dict(slos or SARATHI_PAPER["p99_tbt"])
+    if model not in SARATHI_PAPER["deployments"] and (gpu is None or tp is None or slos is None):
+        raise KeyError(f"no paper deployment for {model!r} (known: "
+                       f"{', '.join(SARATHI_PAPER['deployments'])}); pass gpu, tp and slos")
+    dep = SARATHI_PAPER["deployments"].get(model, {})
+    gpu = gpu or dep["gpu"]
+    tp = tp or dep["tp"]
+    levels = dict(slos or SARATHI_PAPER["p99_tbt"][model])
     budgets = dict(token_budgets or SARATHI_PAPER["token_budget"])
     missing = [k for k in levels if k not in budgets]
     if missing:
         raise KeyError(f"no token budget for SLO level(s) {', '.join(missing)}; token_budgets has "
                        f"{', '.join(budgets)}")
-
-    def wl(rate):
-        return wlmod.named(workload, n, rate, seed=seed)
-
-    probes: dict = {}
-
-    def probe(sched: str, budget: int | None) -> _Probe:
-        key = (sched, budget)
-        if key not in probes:
-            spec = without_sliding_window(model) if full_attention else model
-            probes[key] = _Probe(lambda: sim.colocated(model=spec, gpu=gpu, scheduler=sched,
-                                                       chunk_size=budget), wl)
-        return probes[key]
-
-    cases = [(name, t, sched, budgets[name] if sched == "chunked" else None)
-             for name, t in levels.items() for sched in ("continuous", "chunked")]
-    rows = []
-    for name, target, sched, budget in _progress.over(cases, progress, "Sarathi-Serve capacity"):
-        pr = probe(sched, budget)
-        cap = _max_rate(lambda r: _sarathi_ok(pr(r), target, max_median_delay), lo, hi, tol)
-        res = pr(cap) if cap > 0 else None
-        rows.append({"slo": name, "p99_tbt_slo": target,
-                     "scheduler": "prefill-priority (vLLM)" if sched == "continuous"
-                     else "chunked (Sarathi-Serve)",
-                     "token_budget": budget if budget is not None else 8192, "capacity": cap,
-                     "p99_tbt": float(np.percentile(res.tbt, 99)) if res is not None else float("nan"),
-                     "median_queue_delay": (float(res.requests.queue_delay.median())
-                                            if res is not None else float("nan"))})
-    table = pd.DataFrame(rows)
-    gain = {}
-    for name in levels:
-        t = table[table.slo == name].set_index("scheduler").capacity
-        base, ch = t["prefill-priority (vLLM)"], t["chunked (Sarathi-Serve)"]
-        gain[name] = ch / base if base > 0 else float("inf")
-    return {"table": table, "gain": gain, "paper": dict(SARATHI_PAPER), "workload": workload,
-            "model": model, "gpu": gpu}
+    spec = without_sliding_window(model) if full_attention else model
+    frames = []
+    for ds in _progress.over(list(datasets), progress, "Sarathi-Serve datasets"):
+        wl = (lambda rate, ds=ds: sarathi_workload(ds, n, rate, seed))
+        t = sarathi_capacity_table(spec, gpu, wl, {k: (v, budgets[k]) for k, v in levels.items()},
+                                   tp=tp, max_batch=max_batch,
+                                   prefill_budget=SARATHI_PAPER["datasets"][ds]["max_tokens"],
+                                   max_median_delay=max_median_delay, lo=lo, hi=hi, tol=tol)
+        frames.append(t.assign(dataset=ds))
+    table = pd.concat(frames, ignore_index=True)
+    table = table[["dataset"] + [c for c in table.columns if c != "dataset"]]
+    gain = (table[table.scheduler == _SCHED_LABEL["chunked"]].set_index(["dataset", "slo"]).gain)
+    at = gain.idxmax()
+    point = SARATHI_PAPER["gain_at"].get(model)
+    return {"table": table, "gain": gain, "max_gain": float(gain.max()), "max_at": at,
+            "paper_gain": SARATHI_PAPER["gain"].get(model, float("nan")),
+            "paper_point": float(gain.get(point, float("nan"))) if point else float("nan"),
+            "paper": dict(SARATHI_PAPER), "model": model, "gpu": gpu, "tp": tp, "n": n, "tol": tol}
 
 
 def gbps_link(gbps: float, latency: float = 1e-5) -> hw.Link:
@@ -642,7 +854,7 @@ def mooncake_pd_ratio(n_nodes: int = 8, *, tbt_slos: Sequence[float] = MOONCAKE_
                       model: str = "Llama-2-70B", gpu: str = "A100-80GB",
                       link: str = "Mooncake-RoCE-4x200G", overload_rate: float | None = None,
                       check_load: float | None = 0.9, cached_fraction: float = 0.0, seed: int = 0,
-                      progress: bool = False) -> pd.DataFrame:
+                      transfer: str = "layerwise", progress: bool = False) -> pd.DataFrame:
     """Mooncake's P:D sweep (:data:`MOONCAKE_PAPER`): every split of ``n_nodes`` nodes of ``tp`` ×
     ``gpu`` into xPyD, each run with a queue that never empties, on ``n`` requests with the named
     ``workload``'s lengths.
@@ -663,6 +875,9 @@ def mooncake_pd_ratio(n_nodes: int = 8, *, tbt_slos: Sequence[float] = MOONCAKE_
     ``cached_fraction`` > 0 gives every prompt a prefix-cache hit of that share of its tokens
     (:func:`pdlib.workload.with_cached_fraction`): the prefill computes only the rest, as when
     Mooncake finds a prompt's prefix in its KV pool (loading that KV is not modelled).
+
+    ``transfer`` defaults to "layerwise": Mooncake streams each layer's KV out while the prefill
+    computes the next ("layer-wise prefill", Qin et al., FAST 2025, in its prefill-pool design).
 
     Columns: config, n_prefill, n_decode, pd_ratio (n_prefill / n_decode), capacity (req/s),
     per_node (req/s per node), tbt_p90 (s), ttft_mean (s, at saturation: queueing included),
@@ -685,7 +900,7 @@ def mooncake_pd_ratio(n_nodes: int = 8, *, tbt_slos: Sequence[float] = MOONCAKE_
     for p in _progress.over(list(range(1, n_nodes)), progress, "P:D splits"):
         d = n_nodes - p
         c = sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=link, n_prefill=p,
-                              n_decode=d, prefill_tp=tp, decode_tp=tp)
+                              n_decode=d, prefill_tp=tp, decode_tp=tp, transfer=transfer)
         r = sim.simulate(c, w)
         summ, df = r.summary(), r.requests
         cap = summ["throughput_rps"]
@@ -709,7 +924,8 @@ def mooncake_pd_ratio(n_nodes: int = 8, *, tbt_slos: Sequence[float] = MOONCAKE_
 def splitwise_cost(*, workload: str = "azure-conv", model: str = "Llama-2-70B", tp: int = 8,
                    slo: dict | None = None, configs: Sequence[tuple[int, int]] = ((2, 1),),
                    colocated_machines: int = 3, link: str = "HGX-H100-8x400G", n: int = 400,
-                   seed: int = 0, tol: float = 0.1, progress: bool = False) -> dict:
+                   seed: int = 0, tol: float = 0.1, transfer: str = "layerwise",
+                   progress: bool = False) -> dict:
     """Splitwise's cost argument (:data:`SPLITWISE_PAPER`): H100 prefill machines with A100
     decode machines against homogeneous designs, at the SLO ``slo`` (default
     :data:`SPLITWISE_SLO`, 90% attainment).
@@ -719,7 +935,10 @@ def splitwise_cost(*, workload: str = "azure-conv", model: str = "Llama-2-70B", 
     Azure: "azure-code", "azure-conv"), Poisson arrivals. Designs: colocated all-H100 and
     all-A100 (``colocated_machines`` machines each, prefill-priority scheduling without chunks,
     like Splitwise's vLLM-style baseline), and every xPyD in ``configs`` for the pairs H100/H100,
-    A100/A100 and H100-prefill/A100-decode; the KV crosses ``link`` (one per prefill machine).
+    A100/A100 and H100-prefill/A100-decode; the KV crosses ``link`` (one per prefill machine),
+    ``transfer`` "layerwise" by default: Splitwise sends each layer's KV as soon as it is computed,
+    overlapped with the prompt phase, and sends it whole after the prompt only for prompts below
+    about 512 tokens (Splitwise, ISCA 2024, §4.3 and fig. 11).
     Goodput by geometric bisection to relative width ``tol``, between 1/3 and 1.25× the prefill
     pool's service rate μ (prefill machines ÷ mean prefill time of the workload's prompts, the
     most a design can sustain; a finite run can overshoot it a little), or between μ/30 and μ/3
@@ -759,7 +978,7 @@ def splitwise_cost(*, workload: str = "azure-conv", model: str = "Llama-2-70B", 
             p, d = c
             make = (lambda p=p, d=d, pg=pg, dg=dg: sim.disaggregated(
                 model=model, prefill_gpu=pg, decode_gpu=dg, link=link, n_prefill=p, n_decode=d,
-                prefill_tp=tp, decode_tp=tp))
+                prefill_tp=tp, decode_tp=tp, transfer=transfer))
             cfg, machines, usd = config_name(p, d), p + d, tp * config_price(pg, dg, p, d)
         pr = _Probe(make, wl)
         n_pre = m if c is None else c[0]

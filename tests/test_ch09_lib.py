@@ -16,7 +16,8 @@ def test_ch09_exercises_registered():
 def test_kv_gb_mooncake():
     mean = workload.trace_info("mooncake-conversation").prompt_stats.mean
     gb = mean * models.get("Llama-2-70B").kv_bytes_per_token() / 1e9
-    assert gb == pytest.approx(12_035 * 327_680 / 1e9)       # FACTS §3: 327,680 B per token
+    # 2 (K, V) × 80 layers × 8 KV heads × 128 dims × 2 bytes = 327,680 B per token (Llama-2-70B config.json)
+    assert gb == pytest.approx(12_035 * 327_680 / 1e9)
     assert check("ch09.kv_gb_mooncake", gb).ok
     assert check("ch09.kv_gb_mooncake", 3.94).ok
     assert not check("ch09.kv_gb_mooncake", gb * 8).ok         # counted 64 KV heads (MHA)

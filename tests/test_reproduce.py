@@ -39,7 +39,8 @@ def test_distserve_table_shape(distserve):
     assert t.rate.to_numpy() == pytest.approx((t.per_gpu * t.n_gpus).to_numpy())
     assert t.vs_colocated.to_numpy() == pytest.approx((t.per_gpu / distserve["colocated_per_gpu"]).to_numpy())
     assert t.best.sum() == 1
-    assert t.usd_per_hour.to_numpy() == pytest.approx((1.5 * t.n_gpus).to_numpy())   # A100 at $1.5/h
+    # RunPod Secure Cloud on-demand, read 2026-09-25: A100 80GB SXM at $1.59 per GPU-hour
+    assert t.usd_per_hour.to_numpy() == pytest.approx((1.59 * t.n_gpus).to_numpy())
 
 
 def test_distserve_fits_by_hand():
@@ -72,9 +73,10 @@ def test_configs_prices_and_costs():
     with pytest.raises(ValueError, match="max_gpus"):
         rp.xpyd_configs(1)
     assert rp.config_name(2, 1) == "2P1D"
-    assert rp.config_price("A100-80GB", "L40S", 1, 2) == pytest.approx(1.5 + 2 * 2.6)
+    # one A100 prefill + two L40S decode GPUs at $1.59 and $1.09 per hour (RunPod, 2026-09-25)
+    assert rp.config_price("A100-80GB", "L40S", 1, 2) == pytest.approx(1.59 + 2 * 1.09)
     with pytest.raises(KeyError, match="no price"):
-        rp.config_price("H200-SXM", "A100-80GB", 1, 1)
+        rp.config_price("MI300X", "A100-80GB", 1, 1)     # no price on the dated list
     # $4.5/h serving 10 req/s × 64 tokens = 2,304,000 tokens/h → $1.953125 per million
     assert rp.cost_per_million_tokens(10, 64, 4.5) == pytest.approx(4.5 / 2.304)
     with pytest.raises(ValueError):

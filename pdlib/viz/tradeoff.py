@@ -6,9 +6,13 @@ milliseconds or percent where that reads better and say so on their axes.
 
 * :func:`plot_chunk_costs` — longest step (the token gap riding decodes see) and prefill overhead
   vs chunk size, one line per deployment, with measured points from a paper.
+* :func:`plot_overhead_vs_measured` — chunked ÷ unchunked prefill time against the chunk size:
+  the cost model's curve per prompt length, the measured points on top
+  (:func:`pdlib.chunking.overhead_vs_sarathi`).
 * :func:`plot_tradeoff` — P99 TBT vs TTFT of a :func:`pdlib.chunking.chunk_sweep`, each point
   labelled with its chunk size, the prefill-priority baseline as a separate marker.
-* :func:`plot_capacity` — grouped bars of capacity per SLO and scheduler, with the ratios.
+* :func:`plot_capacity` — grouped bars of capacity per (dataset,) SLO and scheduler, with the
+  gains.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-__all__ = ["plot_chunk_costs", "plot_tradeoff", "plot_capacity"]
+__all__ = ["plot_chunk_costs", "plot_overhead_vs_measured", "plot_tradeoff", "plot_capacity"]
 
 
 def _need(df: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
@@ -68,6 +72,37 @@ def plot_chunk_costs(tables: Mapping[str, pd.DataFrame], paper: Mapping[int, flo
     return ax1.figure
 
 
+def plot_overhead_vs_measured(curve: pd.DataFrame, measured: pd.DataFrame, ax=None,
+                              title: str = "Chunked ÷ unchunked prefill time"):
+    """Prefill time in chunks over the same prefill unchunked (%, 0 = no overhead) against the
+    chunk size (log scale), one colour per prompt length: ``curve`` (columns prompt, chunk,
+    relative; e.g. :func:`pdlib.chunking.overhead_curve`) as lines, ``measured`` (columns
+    prompt, chunk, measured_relative; <NA> chunk rows, the unchunked references, are skipped;
+    e.g. :func:`pdlib.chunking.overhead_vs_sarathi`) as filled markers. Returns the axes."""
+    _need(curve, ("prompt", "chunk", "relative"), "plot_overhead_vs_measured curve")
+    _need(measured, ("prompt", "chunk", "measured_relative"), "plot_overhead_vs_measured measured")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    prompts = sorted(set(curve.prompt) | set(measured.prompt))
+    for i, p in enumerate(prompts):
+        color = f"C{i}"
+        c = curve[(curve.prompt == p) & (curve.chunk < p)].sort_values("chunk")
+        ax.plot(c.chunk, (c.relative - 1) * 100, color=color, lw=1.5,
+                label=f"{p:,} tokens: cost model")
+        m = measured[(measured.prompt == p)].dropna(subset=["chunk"])
+        ax.plot(m.chunk.astype(float), (m.measured_relative - 1) * 100, "o", color=color, ms=7,
+                mec="black", label=f"{p:,} tokens: measured")
+    ax.axhline(0, color="grey", lw=1)
+    chunks = sorted({int(c) for c in measured.chunk.dropna()})
+    ax.set(xscale="log", xlabel="chunk size (tokens, log scale)",
+           ylabel="prefill time over unchunked (%)", title=title)
+    ax.set_xticks(chunks, [f"{c:,}" for c in chunks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
 def plot_tradeoff(sweep: pd.DataFrame, x: str = "ttft_p50", y: str = "tbt_p99",
                   slo: float | None = None, ax=None, title: str = "Chunk size: TBT vs TTFT"):
     """Scatter-line of ``y`` against ``x`` (both seconds, drawn in ms) for the chunked rows of a
@@ -98,36 +133,39 @@ def plot_tradeoff(sweep: pd.DataFrame, x: str = "ttft_p50", y: str = "tbt_p99",
 
 
 def plot_capacity(cap: pd.DataFrame, paper_ratio: float | None = None, ax=None,
-                  title: str = "Capacity under a P99 TBT SLO"):
-    """Grouped bars from :func:`pdlib.chunking.tbt_capacity`: one group per SLO, one bar per
-    scheduler (req/s), the chunked ÷ continuous ratio written above each group, and
-    ``paper_ratio`` in the legend for comparison. Returns the axes."""
-    _need(cap, ("slo", "p99_tbt", "scheduler", "chunk", "rate", "ratio"), "plot_capacity")
+                  title: str = "Capacity under a P99 TBT SLO", paper_label: str | None = None):
+    """Grouped bars from :func:`pdlib.chunking.tbt_capacity` or the ``table`` of
+    :func:`pdlib.reproduce.sarathi_capacity`: one group per (dataset, if the column is there, and)
+    SLO level, one bar per scheduler (req/s), the chunked ÷ prefill-priority gain above each
+    group, and ``paper_ratio`` in the legend for comparison (``paper_label``, default
+    "paper: up to …× (measured)"). Returns the axes."""
+    _need(cap, ("slo", "p99_tbt_slo", "scheduler", "token_budget", "capacity", "gain"), "plot_capacity")
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    slos = list(dict.fromkeys(cap.slo))
-    x = np.arange(len(slos))
+    keys = ["dataset", "slo"] if "dataset" in cap.columns else ["slo"]
+    groups = list(dict.fromkeys(map(tuple, cap[keys].itertuples(index=False))))
+    x = np.arange(len(groups))
     w = 0.38
-    for j, (sched, color) in enumerate((("continuous", "tab:red"), ("chunked", "tab:blue"))):
-        rates = [cap[(cap.slo == s) & (cap.scheduler == sched)].rate.iloc[0] for s in slos]
-        ax.bar(x + (j - 0.5) * w, rates, w, color=color,
-               label="continuous (prefill priority)" if sched == "continuous" else "chunked prefill")
-    for i, s in enumerate(slos):
-        g = cap[cap.slo == s]
-        top = g.rate.max()
-        ratio = g[g.scheduler == "chunked"].ratio.iloc[0]
-        ax.annotate(f"{ratio:.1f}×", (x[i], top), textcoords="offset points", xytext=(0, 4),
-                    ha="center", fontweight="bold")
+    scheds = list(dict.fromkeys(cap.scheduler))
+    colors = ("tab:red", "tab:blue")
+    for j, sched in enumerate(scheds):
+        rates = [cap[(cap[keys].apply(tuple, axis=1) == g) & (cap.scheduler == sched)].capacity.iloc[0]
+                 for g in groups]
+        ax.bar(x + (j - (len(scheds) - 1) / 2) * w, rates, w, color=colors[j % 2], label=sched)
     labels = []
-    for s in slos:
-        g = cap[cap.slo == s]
-        c = g[g.scheduler == "chunked"].chunk.iloc[0]
-        labels.append(f"{s}\nP99 TBT ≤ {g.p99_tbt.iloc[0] * 1e3:g} ms, chunk {int(c)}")
-    ax.set_xticks(x, labels)
+    for i, g in enumerate(groups):
+        rows = cap[cap[keys].apply(tuple, axis=1) == g]
+        chunked = rows[rows.scheduler == scheds[-1]].iloc[0]
+        ax.annotate(f"{chunked.gain:.1f}×", (x[i], rows.capacity.max()), textcoords="offset points",
+                    xytext=(0, 4), ha="center", fontweight="bold")
+        head = f"{g[0]}\n" if len(g) == 2 else ""
+        labels.append(f"{head}{g[-1]}: P99 TBT ≤ {chunked.p99_tbt_slo * 1e3:g} ms\n"
+                      f"budget {int(chunked.token_budget):,}")
+    ax.set_xticks(x, labels, fontsize=7 if len(groups) > 2 else 8)
     ax.set(ylabel="capacity (req/s)", title=title)
-    ax.set_ylim(0, cap.rate.max() * 1.35)
+    ax.set_ylim(0, cap.capacity.max() * (1.35 if len(groups) > 2 else 1.6))
     if paper_ratio is not None:
-        ax.plot([], [], " ", label=f"paper: up to {paper_ratio:g}× (measured)")
-    ax.legend(loc="upper center", ncol=3, fontsize=8)
+        ax.plot([], [], " ", label=paper_label or f"paper: up to {paper_ratio:g}× (measured)")
+    ax.legend(loc="upper center", ncol=3 if len(groups) > 2 else 1, fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     return ax
