@@ -47,9 +47,19 @@ Analyses built on sweeps: :func:`slo_map` (TaiChi's TTFT × TPOT map of winners)
 (USD per million tokens); chapter 08's setup is :data:`HEAD_TO_HEAD` with
 :func:`head_to_head_candidates`, :func:`head_to_head_workload` and :func:`head_to_head_sweep`.
 
+**The KV link.** Disaggregated units move each request's KV after its prefill ends
+(``transfer="whole"``, as vLLM's NixlConnector does, and with it llm-d and Dynamo's vLLM path;
+``"layerwise"`` streams it during the prefill, as Mooncake does; see :mod:`pdlib.sim.cluster`).
+With ``parallel_links="tp"`` every GPU has its own NIC, so a prefill instance sends on ``tp_p``
+lanes and a decode instance receives on ``tp_d`` lanes, which the ``x`` prefill instances of an
+xPyD share.
+
 Rates are requests per second (req/s) of a unit; ``goodput_per_gpu`` divides by the unit's GPUs;
 ``goodput_per_usd`` is requests per USD, ``3600 · goodput / usd_per_hour``. Prices are the
-catalog's rough rental prices (:attr:`pdlib.hardware.GPU.price_per_hour`): read the ratios.
+catalog's on-demand prices, all from one dated price list (:attr:`pdlib.hardware.GPU.price_per_hour`,
+``price_source``, ``price_date``); they move by 10–15% in weeks, so read the ratios. A GPU without
+a catalog price gets ``usd_per_hour`` NaN and drops out of per-dollar rankings (tables say "not
+priced"); :func:`gpu_value_table` sets what a dollar buys on each card side by side.
 """
 from __future__ import annotations
 
@@ -68,6 +78,7 @@ from . import workload as wl
 from .cost import CostModel
 
 __all__ = ["ARCHS", "METRICS", "Candidate", "colocated_candidates", "disaggregated_candidates",
+           "gpu_value_table", "NOT_PRICED",
            "conditional_candidates", "capacity_estimate", "capacity_bound",
            "rate_grid", "DIAGRAM_REQUESTS",
            "Sweep", "sweep", "Plan", "plan", "slo_map", "phase_diagram", "ratio_model_diagram",
@@ -101,7 +112,8 @@ def config_name(n_prefill: int, n_decode: int) -> str:
 
 def config_price(prefill_gpu: str, decode_gpu: str, n_prefill: int, n_decode: int) -> float:
     """USD per hour of an xPyD deployment (one GPU per instance): Σ GPUs × catalog
-    ``price_per_hour`` (rough late-2025 rental prices; use for ratios only)."""
+    ``price_per_hour`` (on-demand prices from one dated list, :mod:`pdlib.hardware`; use for
+    ratios). A GPU without a catalog price -> KeyError listing the priced ones."""
     price = {}
     for name in (prefill_gpu, decode_gpu):
         g = hw.gpu(name)
@@ -119,6 +131,34 @@ def cost_per_million_tokens(rate: float, output_tokens: float, usd_per_hour: flo
         raise ValueError(f"rate, output_tokens and usd_per_hour must be > 0, got {rate!r}, "
                          f"{output_tokens!r}, {usd_per_hour!r}")
     return usd_per_hour / (3600.0 * rate * output_tokens) * 1e6
+
+
+#: What tables print where a GPU has no catalog price (instead of NaN).
+NOT_PRICED = "not priced"
+
+
+def gpu_value_table(gpus: Sequence[str] | None = None) -> pd.DataFrame:
+    """What a dollar buys on each GPU, from the catalog (:mod:`pdlib.hardware`): one row per GPU of
+    ``gpus`` (default: every catalog GPU), in the order given.
+
+    Columns: gpu, memory (type), tflops (dense BF16 TFLOP/s; FP16 on cards without BF16),
+    gb_per_s (memory bandwidth, GB/s), ridge (FLOP/B = FLOP/s ÷ bytes/s), usd_per_hour,
+    tflops_per_usd = tflops / usd_per_hour and gb_per_s_per_usd = gb_per_s / usd_per_hour (per USD
+    per hour), price_date. Prefill is compute-bound and buys FLOP/s, decode is bandwidth-bound and
+    buys bytes/s: judge a prefill card by ``tflops_per_usd``, a decode card by ``gb_per_s_per_usd``
+    (and by the KV it holds). A GPU without a catalog price gets NaN in the three price columns and
+    price_date :data:`NOT_PRICED`; display the table with ``na_rep=NOT_PRICED`` (e.g.
+    ``df.style.format(na_rep=planner.NOT_PRICED)``), never as NaN."""
+    names = hw.gpu_names() if gpus is None else [_gpu_name(g) for g in gpus]
+    rows = []
+    for n in names:
+        g = hw.gpu(n)
+        usd = math.nan if g.price_per_hour is None else float(g.price_per_hour)
+        rows.append({"gpu": g.name, "memory": g.mem_type, "tflops": g.flops / 1e12,
+                     "gb_per_s": g.mem_bw / 1e9, "ridge": g.ridge, "usd_per_hour": usd,
+                     "tflops_per_usd": g.flops / 1e12 / usd, "gb_per_s_per_usd": g.mem_bw / 1e9 / usd,
+                     "price_date": g.price_date if g.price_per_hour is not None else NOT_PRICED})
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- candidates
@@ -210,7 +250,8 @@ def disaggregated_candidates(model, *, prefill_gpus: Sequence[str] = ("H100-SXM"
                              decode_gpus: Sequence[str] = ("H100-SXM",),
                              links: Sequence[str] = ("IB-NDR-400G",), prefill_tps: Sequence[int] = (1,),
                              decode_tps: Sequence[int] = (1,), max_unit_gpus: int = 4,
-                             ratios: Sequence[tuple[int, int]] | None = None, parallel_links: str | int = "tp", transfer: str = "layerwise",
+                             ratios: Sequence[tuple[int, int]] | None = None, parallel_links: str | int = "tp",
+                             transfer: str = "whole",
                              first_token: str = "decode", max_batch: int = 256, min_kv_tokens: int = 1,
                              cost_kwargs: dict | None = None, _arch: str = "disaggregated",
                              _extra: dict | None = None, _tag: str = "") -> list[Candidate]:
@@ -218,9 +259,11 @@ def disaggregated_candidates(model, *, prefill_gpus: Sequence[str] = ("H100-SXM"
     instances of ``tp_d`` × decode GPU joined by a link, for every GPU pair, tp pair and link
     given, and every reduced ratio (gcd(x, y) = 1: 2P2D is two 1P1D units) with
     ``x·tp_p + y·tp_d ≤ max_unit_gpus`` (only the ``(x, y)`` in ``ratios`` when given).
-    ``parallel_links``: NIC lanes per prefill instance
-    ("tp": one NIC per GPU, as on an HGX node; or an int). A (GPU, tp) that does not fit the model
-    is skipped. ``transfer``, ``first_token``, ``max_batch``: as :func:`pdlib.sim.disaggregated`."""
+    ``parallel_links``: NIC lanes per instance ("tp": one NIC per GPU, as on an HGX node, so a
+    prefill instance sends on ``tp_p`` lanes and a decode instance receives on ``tp_d``; or an int,
+    the same for both). A (GPU, tp) that does not fit the model is skipped. ``transfer`` (default
+    "whole": the KV moves after the prefill, as vLLM's NixlConnector does), ``first_token``,
+    ``max_batch``: as :func:`pdlib.sim.disaggregated`."""
     pgs = tuple(_gpu_name(g) for g in prefill_gpus)
     dgs = tuple(_gpu_name(g) for g in decode_gpus)
     links = tuple(hw.link(ln).name for ln in links)
@@ -241,6 +284,7 @@ def disaggregated_candidates(model, *, prefill_gpus: Sequence[str] = ("H100-SXM"
                     if not _fits(model, dg, tpd, min_kv_tokens, cost_kwargs):
                         continue
                     lanes = tpp if parallel_links == "tp" else int(parallel_links)
+                    lanes_in = tpd if parallel_links == "tp" else int(parallel_links)
                     for x, y in xpyd_configs(max_unit_gpus):
                         n = x * tpp + y * tpd
                         if n > max_unit_gpus or not _reduced(x, y):
@@ -250,7 +294,7 @@ def disaggregated_candidates(model, *, prefill_gpus: Sequence[str] = ("H100-SXM"
                         for ln in links:
                             params = dict(model=model, prefill_gpu=pg, decode_gpu=dg, link=ln,
                                           n_prefill=x, n_decode=y, prefill_tp=tpp, decode_tp=tpd,
-                                          parallel_links=lanes, transfer=transfer,
+                                          parallel_links=lanes, decode_links=lanes_in, transfer=transfer,
                                           first_token=first_token, max_batch=max_batch,
                                           cost_kwargs=cost_kwargs, **(_extra or {}))
                             gp = pg if pg == dg else f"{pg}/{dg}"
@@ -824,14 +868,16 @@ def pool_ratio(model, gpu: str, prompt: int, output: int, slo: Mapping[str, floa
 
 
 def _cell_candidates(model, gpu: str, tp: int, link: str, chunk: int, max_unit_instances: int,
-                     prompt: int, output: int, slo: Mapping[str, float]) -> list[Candidate]:
+                     prompt: int, output: int, slo: Mapping[str, float],
+                     transfer: str = "whole") -> list[Candidate]:
     need = prompt + output
     cands = colocated_candidates(model, gpus=(gpu,), tps=(tp,), schedulers=("chunked",),
                                  chunk_sizes=(chunk,), min_kv_tokens=need)
     x, y = pool_ratio(model, gpu, prompt, output, slo, tp=tp, max_instances=max_unit_instances)
     cands += [c for c in disaggregated_candidates(model, prefill_gpus=(gpu,), decode_gpus=(gpu,),
                                                   links=(link,), prefill_tps=(tp,), decode_tps=(tp,),
-                                                  max_unit_gpus=(x + y) * tp, min_kv_tokens=need)
+                                                  max_unit_gpus=(x + y) * tp, min_kv_tokens=need,
+                                                  transfer=transfer)
               if (c.params["n_prefill"], c.params["n_decode"]) == (x, y)]
     return cands
 
@@ -855,7 +901,7 @@ def ratio_model_diagram(models: Sequence[str] = ("Llama-3.1-8B", "Llama-3.1-70B"
                         gpu: str = "H100-SXM", link: str = "IB-NDR-400G", chunk: int = 512,
                         max_unit_instances: int = 3, min_batch: int = 32, ttft_scale: float = 5.0,
                         tpot_scale: float = 2.0, n: int = DIAGRAM_REQUESTS, seed: int = 0,
-                        progress: bool = False, **sweep_kwargs) -> pd.DataFrame:
+                        transfer: str = "whole", progress: bool = False, **sweep_kwargs) -> pd.DataFrame:
     """Phase diagram over the prompt:output shape (x: ``"prompt/output"``) and the model (y).
 
     Each cell: Poisson requests of fixed ``(prompt, output)`` tokens on ``model`` at the smallest
@@ -863,7 +909,8 @@ def ratio_model_diagram(models: Sequence[str] = ("Llama-3.1-8B", "Llama-3.1-70B"
     ``tp``), SLO :func:`scaled_slo`. Two candidates per cell, each architecture at a sensible
     setting: colocated chunked prefill (``chunk`` tokens per step; chapter 04's best colocated
     scheduler under a TPOT target) and the xPyD of :func:`pool_ratio` (≤ ``max_unit_instances``
-    instances, KV over ``link``). Extra columns: prompt, output, ratio_po (prompt ÷ output), tp,
+    instances, KV over ``link``, sent ``transfer``: "whole" after the prefill, or "layerwise").
+    Extra columns: prompt, output, ratio_po (prompt ÷ output), tp,
     n (requests per simulation), and :func:`phase_diagram`'s censored / capacity / above_estimate
     columns. ``n`` requests per simulation (default :data:`DIAGRAM_REQUESTS`: fewer do not reach
     steady state); ``sweep_kwargs`` go to :func:`sweep` (e.g. ``n_rates``)."""
@@ -877,7 +924,8 @@ def ratio_model_diagram(models: Sequence[str] = ("Llama-3.1-8B", "Llama-3.1-70B"
         p, o = spec[shape]
         tp = tps[model, shape]
         slo = scaled_slo(model, gpu, p, o, tp, ttft_scale=ttft_scale, tpot_scale=tpot_scale)
-        return {"candidates": _cell_candidates(model, gpu, tp, link, chunk, max_unit_instances, p, o, slo),
+        return {"candidates": _cell_candidates(model, gpu, tp, link, chunk, max_unit_instances, p, o, slo,
+                                               transfer),
                 "workload": lambda rate: wl.poisson(rate=rate, n=n_of[shape], prompt=p, output=o, seed=seed),
                 "slo": slo}
 
@@ -895,22 +943,24 @@ def prompt_link_diagram(model: str = "Llama-2-7B", prompts: Sequence[int] = (512
                         links: Sequence[str] = ("100GbE", "IB-NDR-400G", "NVLink4"), *,
                         output: int = 128, gpu: str = "H100-SXM", chunk: int = 512,
                         max_unit_instances: int = 3, ttft_scale: float = 5.0, tpot_scale: float = 2.0,
-                        n: int = DIAGRAM_REQUESTS, seed: int = 0, progress: bool = False,
-                        **sweep_kwargs) -> pd.DataFrame:
+                        n: int = DIAGRAM_REQUESTS, seed: int = 0, transfer: str = "whole",
+                        progress: bool = False, **sweep_kwargs) -> pd.DataFrame:
     """Phase diagram over the prompt length (x, tokens) and the KV link (y): Poisson requests of
     ``prompt`` + ``output`` tokens on ``model`` (tp 1 on ``gpu``), SLO :func:`scaled_slo`; the
     colocated candidate (chunked prefill) does not use the link and is simulated once per prompt;
-    the xPyD of :func:`pool_ratio` sends the KV over each link, layer by layer, TTFT counting the
-    transfer (token 1 reaches the client with the KV). ``n`` requests per simulation (default
-    :data:`DIAGRAM_REQUESTS`; with the default 128-token outputs 150 give ratios within 0.02 of
-    450's). Extra columns: link_gbps (Gb/s), and :func:`phase_diagram`'s censored / capacity /
+    the xPyD of :func:`pool_ratio` sends the KV over each link, ``transfer`` "whole" after the
+    prefill (default, as vLLM's NixlConnector) or "layerwise" (streamed during it, as Mooncake),
+    TTFT counting the transfer (token 1 reaches the client with the KV). ``n`` requests per
+    simulation (default :data:`DIAGRAM_REQUESTS`; with the default 128-token outputs and whole
+    transfers, 150 give ratios within 0.05 of 450's: 0.04 at most over the default 3 × 3 cells).
+    Extra columns: link_gbps (Gb/s), and :func:`phase_diagram`'s censored / capacity /
     above_estimate columns."""
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n (requests per simulation) must be a positive integer, got {n!r}")
     def setup(prompt, link):
         slo = scaled_slo(model, gpu, prompt, output, 1, ttft_scale=ttft_scale, tpot_scale=tpot_scale)
         return {"candidates": _cell_candidates(model, gpu, 1, link, chunk, max_unit_instances, prompt,
-                                               output, slo),
+                                               output, slo, transfer),
                 "workload": lambda rate: wl.poisson(rate=rate, n=n, prompt=prompt, output=output, seed=seed),
                 "slo": slo, "key": prompt}
 

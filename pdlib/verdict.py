@@ -2,14 +2,17 @@
 arithmetic of what comes next (long contexts, CXL, KV pools and prefix caches, hybrid designs).
 
 The book started from an article arguing that prefill–decode (PD) disaggregation pays only in
-corner cases and that chunked prefill would dominate. Its argument has nine checkable claims
-(numbered as in the book's fact sheet). One function per claim computes what pdlib can compute
-about it, sets the numbers beside published evidence (a citation in a named constant), and applies
-a *stated rule* to decide the verdict, so the verdict changes when the numbers do::
+corner cases and that chunked prefill would dominate. Its argument has nine checkable claims,
+:data:`ARTICLE_CLAIMS`: the book's one numbering of them, which the introduction and chapter 10
+both print with :func:`claim_list_markdown` (so the two lists cannot differ). One function per
+claim computes what pdlib can compute about it, sets the numbers beside published evidence (a
+citation in a named constant), and applies a *stated rule* to decide the verdict, so the verdict
+changes when the numbers do::
 
     c = claim5_kv_size()                 # a Claim
     c.verdict, c.values["kv_bytes"]      # ("about right", 1342177280)
     verdict_table()                      # all nine, as a pandas DataFrame
+    claim_list_markdown(book_claims())   # the numbered list the book prints
 
 Verdicts come from :data:`VERDICTS`. Each ``claimN_*`` function documents its rule; its keyword
 arguments are the inputs of the rule (model, GPU, link, thresholds), so a reader can ask "what if
@@ -33,18 +36,20 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import hardware as hw
+from . import measurements
 from . import models as mdl
 from . import progress as _progress
 from .cost import CostModel, kv_emission_rate, kv_transfer_time
 
 __all__ = [
-    "VERDICTS", "ARTICLE_CLAIMS", "Claim", "SARATHI_TABLE2", "yi_34b", "PD_SYSTEMS",
-    "PD_IN_PRODUCTION", "MOONCAKE_NETWORK", "MOONCAKE_CAPACITY_GAIN", "CONTESTED_UTILIZATION",
+    "VERDICTS", "ARTICLE_CLAIMS", "CLAIM_CHAPTERS", "Claim", "SARATHI_MIXED_BATCH", "yi_34b",
+    "PD_SYSTEMS", "SERVING_MODES", "MOONCAKE_NETWORK", "MOONCAKE_CAPACITY_GAIN", "CONTESTED_UTILIZATION",
     "VLLM_DOCS_THROUGHPUT", "HYBRID_DESIGNS", "ARTICLE_KV_RANGE", "ARTICLE_TENS_OF_MS",
     "SHIPPED_WEIGHT_DTYPE",
     "claim1_phases", "claim2_systems", "claim3_decode_card", "claim4_benefits", "claim5_kv_size",
     "claim6_transfer_time", "claim7_when_pd_pays", "claim8_chunked_prefill", "claim9_forecast",
-    "all_claims", "verdict_table", "verdict_markdown",
+    "all_claims", "book_claims", "BOOK_CLAIM_SETTINGS", "verdict_table", "verdict_markdown",
+    "claim_list_markdown",
     "long_context_table", "cxl_vs_nic", "cxl_nic_ratio", "kv_pool_tokens", "prefix_reload_table",
     "HYBRID_TRACE", "HYBRID_SLOS", "trace_workload", "hybrid_designs", "hybrid_table",
     "hybrid_summary", "prefix_cache_table",
@@ -58,13 +63,14 @@ VERDICTS: dict[str, str] = {
     "right, but overstated": "the arithmetic is right; the cost it implies mostly vanishes in a "
                              "real deployment",
     "wrong example": "the idea is sound; the example given for it is not",
+    "half right": "true in one of the settings it covers; events have overtaken it in another",
     "mostly wrong": "one part has some truth in it; the conclusion does not follow",
     "wrong": "the numbers say otherwise",
     "contradicted": "a forecast that events have already overtaken",
 }
 
-#: The nine claims of the source article, paraphrased, numbered as in the book's fact sheet
-#: (FACTS.md §4; the book's introduction groups them into six).
+#: The nine claims of the source article, paraphrased, in the order its argument makes them: the
+#: book's one numbering (the introduction and chapter 10 print this list, :func:`claim_list_markdown`).
 ARTICLE_CLAIMS: dict[int, str] = {
     1: "Prefill is compute-bound and decode is memory-bandwidth-bound.",
     2: "Splitwise and DistServe are systems that split prefill and decode onto different machines.",
@@ -77,6 +83,14 @@ ARTICLE_CLAIMS: dict[int, str] = {
     9: "Chunked prefill will dominate for the next one to two years.",
 }
 
+#: The chapters (notebook names) whose arithmetic, simulations or measurements bear on each claim;
+#: chapter 10 gathers all nine.
+CLAIM_CHAPTERS: dict[int, tuple[str, ...]] = {
+    1: ("01_two_phases",), 2: ("05_pd_disaggregation",), 3: ("01_two_phases", "05_pd_disaggregation"),
+    4: ("05_pd_disaggregation", "08_head_to_head"), 5: ("02_kv_cache",), 6: ("02_kv_cache",),
+    7: ("02_kv_cache", "08_head_to_head"), 8: ("04_chunked_prefill",), 9: ("08_head_to_head",),
+}
+
 # ------------------------------------------------------------------------------ evidence
 _SARATHI = "Agrawal et al., Sarathi-Serve, OSDI 2024, https://arxiv.org/abs/2403.02310"
 _DISTSERVE = "Zhong et al., DistServe, OSDI 2024, https://arxiv.org/abs/2401.09670"
@@ -84,13 +98,28 @@ _SPLITWISE = "Patel et al., Splitwise, ISCA 2024, https://arxiv.org/abs/2311.186
 _MOONCAKE = ("Qin et al., Mooncake, FAST 2025, "
              "https://www.usenix.org/conference/fast25/presentation/qin")
 
+def _sarathi_mixed_batch() -> dict:
+    """Sarathi-Serve's two specimen steps, from :func:`pdlib.measurements.sarathi_mixed_batch`."""
+    t = measurements.sarathi_mixed_batch()
+    dec = t[t.prefill_tokens == 0].iloc[0]
+    mix = t[(t.prefill_tokens > 0) & (t.decode_tokens > 0)].iloc[0]
+    return {"model": "Yi-34B", "gpu": "A100-PCIe-80GB", "tp": 2, "decode_batch": int(dec.decode_tokens),
+            "mixed_prefill": int(mix.prefill_tokens), "mixed_decodes": int(mix.decode_tokens),
+            "decode_s_per_token": float(dec.ms_per_token) / 1e3,
+            "mixed_s_per_token": float(mix.ms_per_token) / 1e3,
+            "decode_step_s": float(dec.step_ms) / 1e3, "decode_linear_s": float(dec.linear_ms) / 1e3,
+            "decode_attention_s": float(dec.attention_ms) / 1e3, "decode_other_s": float(dec.other_ms) / 1e3,
+            "source": measurements.SOURCES["sarathi_mixed_batch"]}
+
+
 #: Sarathi-Serve's measured cost per token (seconds) of a decode-only batch of 4 requests and of a
-#: mixed batch of 1,021 prefill + 3 decode tokens, Yi-34B on 2×A100 (tp 2). Source: Sarathi-Serve
-#: (Agrawal et al., OSDI 2024) table 2.
-SARATHI_TABLE2: dict = {"model": "Yi-34B", "gpu": "A100-80GB", "tp": 2, "decode_batch": 4,
-                        "mixed_prefill": 1021, "mixed_decodes": 3,
-                        "decode_s_per_token": 17.0e-3, "mixed_s_per_token": 0.21e-3,
-                        "source": f"{_SARATHI}, table 2"}
+#: mixed batch of 1,021 prefill + 3 decode tokens, Yi-34B with tp 2 on two A100 80GB **PCIe**
+#: cards; also the decode step's split into linear layers, attention and the rest (per-step
+#: overhead: norms, sampling, communication, launches). Not the paper's table 2 (which lists
+#: datasets): the repository's ``osdi-experiments/table-2/results.csv``, carried by
+#: :func:`pdlib.measurements.sarathi_mixed_batch` (file, rows and machine in ``source``).
+SARATHI_MIXED_BATCH: dict = _sarathi_mixed_batch()
+
 
 def yi_34b() -> mdl.ModelSpec:
     """Yi-34B, the model of Sarathi-Serve's measurements (``pdlib.models.get("Yi-34B")``)."""
@@ -117,23 +146,50 @@ PD_SYSTEMS: dict[str, _System] = {
     "Sarathi-Serve": _System(False, False, f"{_SARATHI} (chunked prefill on one instance)"),
 }
 
-#: Serving stacks and services that ship or run PD disaggregation by late 2025 (FACTS.md §4,
-#: claim 9), each with its source. Inside each of their prefill and decode instances the engine
-#: still schedules with chunked prefill.
-PD_IN_PRODUCTION: dict[str, str] = {
-    "NVIDIA Dynamo": "https://github.com/ai-dynamo/dynamo (disaggregated serving, 2025)",
-    "llm-d": "https://llm-d.ai (Kubernetes-native disaggregated serving, 2025)",
-    "SGLang": "https://docs.sglang.io/advanced_features/pd_disaggregation.html",
-    "vLLM": "https://docs.vllm.ai/en/latest/features/disagg_prefill/",
-    "Mooncake (Kimi)": _MOONCAKE,
-    "LMCache": "Liu et al., LMCache, 2025, https://arxiv.org/abs/2510.09665",
-    "DeepSeek-V3/R1 service": "DeepSeek-AI, Inference System Overview, 2025, https://github.com/"
-                              "deepseek-ai/open-infra-index (prefill and decode deployed separately)",
+_VLLM_CHUNKED = ("https://docs.vllm.ai/en/latest/configuration/optimization/, 'Chunked Prefill': "
+                 "in vLLM V1 chunked prefill is always enabled by default")
+_VLLM_PD = "https://docs.vllm.ai/en/latest/features/disagg_prefill/ ('Disaggregated Prefilling (experimental)')"
+
+
+@dataclass(frozen=True)
+class _Serving:
+    """How a serving stack or a service runs the two phases: ``leads_with`` the mode it runs unless
+    told otherwise, or the one it is built around ("chunked": both phases on every engine, prompts
+    chunked; "pd": separate prefill and decode pools); ``pd`` where PD stands in it
+    ("experimental", "opt-in", "headline": the mode the project leads with, "production": what the
+    service runs); ``source``."""
+    leads_with: str
+    pd: str
+    source: str
+
+
+#: Where each design dominates by late 2025, inside the article's one-to-two-year horizon: the mode
+#: each serving stack runs by default or leads with, and what the largest services run. Inside
+#: every prefill and decode instance the engine still schedules with chunked prefill.
+SERVING_MODES: dict[str, _Serving] = {
+    "vLLM": _Serving("chunked", "experimental", f"{_VLLM_CHUNKED}; {_VLLM_PD}"),
+    "SGLang": _Serving("chunked", "opt-in",
+                       "sgl-project/sglang, python/sglang/srt/server_args.py: disaggregation_mode defaults "
+                       "to 'null' (not disaggregated); PD by --disaggregation-mode prefill|decode, "
+                       "https://docs.sglang.io/advanced_features/pd_disaggregation.html; used for DeepSeek "
+                       "on 96 H100s, https://lmsys.org/blog/2025-05-05-large-scale-ep/"),
+    "NVIDIA Dynamo": _Serving("pd", "headline",
+                              "https://github.com/ai-dynamo/dynamo; design docs, 'Disaggregated Serving', "
+                              "https://docs.nvidia.com/dynamo/v-0-9-1/design-docs/disaggregated-serving"),
+    "llm-d": _Serving("pd", "headline",
+                      "https://llm-d.ai/docs/architecture/advanced/disaggregation ('for DP/EP deployments "
+                      "of Mixture of Experts models, disaggregated serving is essential'); "
+                      "llm-d/llm-d, guides/pd-disaggregation/README.md"),
+    "Kimi (Mooncake)": _Serving("pd", "production", _MOONCAKE),
+    "DeepSeek": _Serving("pd", "production",
+                         "DeepSeek-AI, Inference System Overview (DeepSeek-V3/R1 service), 2025, "
+                         "https://github.com/deepseek-ai/open-infra-index (prefill and decode deployed "
+                         "separately, with expert parallelism across nodes)"),
 }
 
 #: Mooncake's network requirement: a 70B model's prefill pool emits 6–19 GB/s of KV per node, and
-#: the paper recommends at least 100 Gb/s links. Source: Mooncake (FAST 2025), as collected in
-#: FACTS.md §4 claim 7.
+#: the paper recommends at least 100 Gb/s links. Source: Mooncake (Qin et al., FAST 2025; technical
+#: report arXiv 2407.00079), its estimate of the KVCache bandwidth one prefill node produces.
 MOONCAKE_NETWORK: dict = {"per_node_bytes_per_s": (6e9, 19e9), "recommended_bits_per_s": 100e9,
                           "source": _MOONCAKE}
 
@@ -206,18 +262,20 @@ def _gbps(bytes_per_s: float) -> float:
 
 
 # ------------------------------------------------------------------------------ claim 1
-def claim1_phases(model: mdl.ModelSpec | str | None = None, gpu: hw.GPU | str = "A100-80GB",
+def claim1_phases(model: mdl.ModelSpec | str | None = None, gpu: hw.GPU | str = "A100-PCIe-80GB",
                   tp: int = 2, context: int = 1024, **cost_kwargs) -> Claim:
-    """Claim 1, the two phases. Prices Sarathi-Serve's two steps (table 2) with the cost model:
-    a decode-only step of 4 requests with ``context`` cached tokens each, and a mixed step of a
-    1,021-token prefill plus 3 decodes, on ``tp`` × ``gpu`` (default Yi-34B on 2×A100).
+    """Claim 1, the two phases. Prices Sarathi-Serve's two measured steps
+    (:data:`SARATHI_MIXED_BATCH`, the repository's ``osdi-experiments/table-2/results.csv``) with
+    the cost model: a decode-only step of 4 requests with ``context`` cached tokens each, and a
+    mixed step of a 1,021-token prefill plus 3 decodes, on ``tp`` × ``gpu`` (default Yi-34B on the
+    measurements' machine, 2 × A100 80GB PCIe).
 
     Rule: **holds** when the decode step is memory-bound and the mixed (prefill) step
     compute-bound; otherwise **wrong**.
     """
     spec = yi_34b() if model is None else mdl.get(model)
     cm = CostModel(spec, gpu, tp=tp, **cost_kwargs)
-    t2 = SARATHI_TABLE2
+    t2 = SARATHI_MIXED_BATCH
     dec = cm.step([(1, context)] * t2["decode_batch"])
     mix = cm.step([(t2["mixed_prefill"], 0)] + [(1, context)] * t2["mixed_decodes"])
     d_tok, m_tok = float(dec.time_per_token), float(mix.time_per_token)
@@ -226,7 +284,10 @@ def claim1_phases(model: mdl.ModelSpec | str | None = None, gpu: hw.GPU | str = 
          "decode_bound": dec.bound, "mixed_bound": mix.bound,
          "decode_intensity": float(dec.intensity), "mixed_intensity": float(mix.intensity),
          "ridge": cm.gpu.ridge, "paper_decode_s_per_token": t2["decode_s_per_token"],
-         "paper_mixed_s_per_token": t2["mixed_s_per_token"], "paper_ratio": paper_ratio}
+         "paper_mixed_s_per_token": t2["mixed_s_per_token"], "paper_ratio": paper_ratio,
+         "paper_decode_step_s": t2["decode_step_s"], "paper_decode_linear_s": t2["decode_linear_s"],
+         "paper_decode_attention_s": t2["decode_attention_s"], "paper_decode_other_s": t2["decode_other_s"],
+         "decode_step_s": float(dec.time)}
     ok = dec.bound == "memory" and mix.bound == "compute"
     measure = (f"{spec.name} on {cm.tp}×{cm.gpu.name}: a decode-only step of "
                f"{t2['decode_batch']} is {dec.bound}-bound ({v['decode_intensity']:.1f} FLOP/B, "
@@ -234,8 +295,10 @@ def claim1_phases(model: mdl.ModelSpec | str | None = None, gpu: hw.GPU | str = 
                f"{mix.bound}-bound ({v['mixed_intensity']:.0f} FLOP/B, {m_tok * 1e3:.3f} ms/token): "
                f"{v['ratio']:.0f}× per token (measured: {paper_ratio:.0f}×)")
     return Claim(1, ARTICLE_CLAIMS[1], measure, v,
-                 f"Sarathi-Serve table 2: {t2['decode_s_per_token'] * 1e3:g} vs "
-                 f"{t2['mixed_s_per_token'] * 1e3:g} ms/token ({_SARATHI})",
+                 f"Sarathi-Serve's measured steps: {t2['decode_s_per_token'] * 1e3:.1f} vs "
+                 f"{t2['mixed_s_per_token'] * 1e3:.2f} ms/token; of the {t2['decode_step_s'] * 1e3:.0f} ms "
+                 f"decode step, linear layers {t2['decode_linear_s'] * 1e3:.1f} ms and attention "
+                 f"{t2['decode_attention_s'] * 1e3:.1f} ms, the rest per-step overhead ({t2['source']}; {_SARATHI})",
                  "holds if the decode step is memory-bound and the prefill step compute-bound",
                  "holds" if ok else "wrong")
 
@@ -282,11 +345,13 @@ def claim3_decode_card(card: hw.GPU | str = "L40S", reference: hw.GPU | str = "H
     """Claim 3, the decode card. Compares ``card`` with the ``reference`` prefill card: memory
     type, bandwidth, ridge point (FLOP/B), and the decode step of ``batch`` requests of ``model``
     at ``context`` cached tokens on each. ``idea_card`` is the decode card of Splitwise's real
-    design (A100).
+    design (A100). When both cards carry a catalog price, also what a dollar buys on each:
+    bandwidth (GB/s per USD/h, what decode buys) and compute (TFLOP/s per USD/h, what prefill
+    buys; ``prefill_value`` = the card's TFLOP/s per dollar ÷ the reference's).
 
     Rule: a card is a good decode card when it has HBM and a lower ridge than the reference.
     **holds** if ``card`` is one; **wrong example** if it is not but ``idea_card`` is (the idea
-    stands); **wrong** if neither is.
+    stands); **wrong** if neither is. The per-dollar figures are reported, not part of the rule.
     """
     g, ref, idea = hw.gpu(card), hw.gpu(reference), hw.gpu(idea_card)
     step = {x.name: float(CostModel(model, x).decode(batch, context).time) for x in (g, ref)}
@@ -294,21 +359,33 @@ def claim3_decode_card(card: hw.GPU | str = "L40S", reference: hw.GPU | str = "H
          "reference_ridge": ref.ridge, "reference_mem_bw": ref.mem_bw,
          "idea_card_ridge": idea.ridge, "decode_step_s": step[g.name],
          "reference_decode_step_s": step[ref.name]}
-    if g.price_per_hour and ref.price_per_hour:
+    priced = bool(g.price_per_hour and ref.price_per_hour)
+    if priced:
+        v["usd_per_hour"], v["reference_usd_per_hour"] = g.price_per_hour, ref.price_per_hour
+        v["price_source"], v["price_date"] = g.price_source, g.price_date
         v["bw_per_usd"] = g.mem_bw / g.price_per_hour
         v["reference_bw_per_usd"] = ref.mem_bw / ref.price_per_hour
+        v["flops_per_usd"] = g.flops / g.price_per_hour
+        v["reference_flops_per_usd"] = ref.flops / ref.price_per_hour
+        v["prefill_value"] = v["flops_per_usd"] / v["reference_flops_per_usd"]
     if _decode_card(g, ref):
         verdict = "holds"
     else:
         verdict = "wrong example" if _decode_card(idea, ref) else "wrong"
-    money = (f"; {v['bw_per_usd'] / 1e9:.0f} vs {v['reference_bw_per_usd'] / 1e9:.0f} GB/s per USD/h"
-             if "bw_per_usd" in v else "")
+    money = "; not priced in the catalog"
+    if priced:
+        cheap = v["prefill_value"] >= 1
+        money = (f"; per USD/h it buys {v['bw_per_usd'] / 1e9:.0f} GB/s against the {ref.name}'s "
+                 f"{v['reference_bw_per_usd'] / 1e9:.0f} {'but' if cheap else 'and'} "
+                 f"{v['flops_per_usd'] / 1e12:.0f} TFLOP/s against {v['reference_flops_per_usd'] / 1e12:.0f} "
+                 f"({v['prefill_value']:.2f}×" + (": cheaper compute, a prefill card)" if cheap else ")"))
     measure = (f"{g.name}: {g.mem_type}, {g.mem_bw / 1e9:.0f} GB/s, ridge {g.ridge:.0f} FLOP/B vs "
                f"{ref.name}'s {ref.ridge:.0f}; {model} decode step (batch {batch}) "
                f"{step[g.name] * 1e3:.1f} ms vs {step[ref.name] * 1e3:.1f} ms{money}; "
                f"{idea.name} ({idea.mem_type}) has ridge {idea.ridge:.0f}")
+    prices = (f"; prices {g.price_source}, read {g.price_date}" if priced else "")
     return Claim(3, ARTICLE_CLAIMS[3], measure, v,
-                 f"{g.name} datasheet {g.source}; Splitwise decodes on A100s ({_SPLITWISE})",
+                 f"{g.name} datasheet {g.source}; Splitwise decodes on A100s ({_SPLITWISE}){prices}",
                  "holds if the card has HBM and a lower ridge than the prefill card; "
                  "'wrong example' if not, while an HBM card with a lower ridge exists",
                  verdict)
@@ -403,11 +480,12 @@ def claim6_transfer_time(model: str | mdl.ModelSpec = "Llama-3.1-70B", tokens: i
     cache of ``model``: whole over one link; whole over ``nics`` links (default: one per KV shard
     of a ``tp``-GPU prefill instance, as on an HGX node); and streamed layer by layer over those
     links during the prefill (only the exposed part counts), beside the prefill time on
-    ``tp`` × ``gpu``.
+    ``tp`` × ``gpu``. The rule uses the whole transfer after the prefill, what vLLM's NixlConnector
+    (and llm-d, Dynamo's vLLM path) does; streaming (Mooncake) only shrinks it further.
 
     Rule: the arithmetic is right when 1 GB takes between 10 and 100 ms. Then **right, but
-    overstated** if the exposed layer-wise transfer is below ``negligible`` of the prefill time,
-    else **holds**; **wrong** if the arithmetic is off.
+    overstated** if the whole transfer over the ``nics`` links adds less than ``negligible`` of the
+    prefill time (``exposed_fraction``), else **holds**; **wrong** if the arithmetic is off.
     """
     spec = mdl.get(model)
     ln = hw.link(link)
@@ -423,20 +501,22 @@ def claim6_transfer_time(model: str | mdl.ModelSpec = "Llama-3.1-70B", tokens: i
                                      mode="layerwise", prefill_time=prefill))
     lo, hi = ARTICLE_TENS_OF_MS
     right = lo <= per_gb < hi
-    exposed = layer_k / prefill
+    exposed = whole_k / prefill
     verdict = ("right, but overstated" if exposed < negligible else "holds") if right else "wrong"
     v = {"s_per_gb": per_gb, "whole_one_link_s": whole1, "nics": k, "whole_sharded_s": whole_k,
          "layerwise_sharded_s": layer_k, "prefill_s": prefill, "exposed_fraction": exposed,
-         "kv_bytes": float(spec.kv_bytes(tokens, dtype))}
+         "exposed_fraction_layerwise": layer_k / prefill, "kv_bytes": float(spec.kv_bytes(tokens, dtype))}
+    nic = f"{k} NIC{'s' if k > 1 else ''}"
     measure = (f"1 GB over {ln.name}: {per_gb * 1e3:.1f} ms; the {v['kv_bytes'] / 1e9:.2f} GB "
-               f"cache: {whole1 * 1e3:.1f} ms on one link, {whole_k * 1e3:.1f} ms on {k} NIC{'s' if k > 1 else ''}, "
-               f"{layer_k * 1e3:.2f} ms exposed when streamed layer by layer during its "
-               f"{prefill * 1e3:.0f} ms prefill on {cm.tp}×{cm.gpu.name} ({exposed:.2%})")
+               f"cache: {whole1 * 1e3:.1f} ms on one link, {whole_k * 1e3:.1f} ms on {nic} after its "
+               f"{prefill * 1e3:.0f} ms prefill on {cm.tp}×{cm.gpu.name} ({exposed:.2%}), "
+               f"{layer_k * 1e3:.2f} ms exposed if streamed layer by layer")
     return Claim(6, ARTICLE_CLAIMS[6], measure, v,
                  f"{ln.name}: {_gbps(ln.bandwidth):.0f} Gb/s per direction ({ln.source}); an HGX "
                  f"H100 node has one 400G NIC per GPU",
-                 f"arithmetic right if 1 GB takes 10–100 ms; 'overstated' if the streamed transfer "
-                 f"exposes < {negligible:.0%} of the prefill time", verdict)
+                 f"arithmetic right if 1 GB takes 10–100 ms; 'overstated' if the cache, sent whole "
+                 f"after the prefill over one NIC per KV shard, adds < {negligible:.0%} of the prefill "
+                 f"time", verdict)
 
 
 # ------------------------------------------------------------------------------ claim 7
@@ -540,8 +620,10 @@ def claim8_chunked_prefill(model: str | mdl.ModelSpec = "Llama-3.1-70B", gpu: hw
                f"itself takes {slowdown:.2f}× longer (roofline without decodes: "
                f"{v['overhead_no_decodes']:.3f}×)")
     return Claim(8, ARTICLE_CLAIMS[8], measure, v,
-                 f"Sarathi-Serve fig. 9a: a {SARATHI_PAPER['prefill_overhead_prompt']:,}-token prefill "
-                 + ", ".join(f"{r:.0%} slower at chunk {c:,}" for c, r in po.items()) + f" ({_SARATHI})",
+                 f"Sarathi-Serve fig. 14 (§5.4.1), measured on Yi-34B, 2 × A100 80GB PCIe: a "
+                 f"{SARATHI_PAPER['prefill_overhead_prompt']:,}-token prefill "
+                 + ", ".join(f"{r:.0%} slower at chunk {c:,}" for c, r in po.items())
+                 + f" ({_SARATHI}; rows from {measurements.SOURCES['sarathi_chunking_overhead']})",
                  f"holds if chunking at least halves the longest step; 'with costs' if a chunk step "
                  f"exceeds {step_cost_limit}× a decode step or the prefill slows > "
                  f"{slowdown_limit - 1:.0%}", verdict)
@@ -553,43 +635,108 @@ def cxl_nic_ratio(cxl: hw.Link | str = "CXL-3-x16", nic: hw.Link | str = "IB-XDR
     return hw.link(cxl).bandwidth / hw.link(nic).bandwidth
 
 
-def claim9_forecast(production: dict[str, str] | None = None, *, min_adopters: int = 3,
+def claim9_forecast(modes: dict[str, _Serving] | None = None, *, min_dominant: int = 2,
                     hybrid: dict | None = None, cxl: str = "CXL-3-x16",
                     nic: str = "IB-XDR-800G") -> Claim:
-    """Claim 9, the forecast. Counts the serving stacks and services in ``production`` (default
-    :data:`PD_IN_PRODUCTION`) that ship or run PD disaggregation by late 2025, inside the
-    article's one-to-two-year horizon. Also reports the CXL-vs-NIC bandwidth ratio
-    (:func:`cxl_nic_ratio`) and, when given, a ``hybrid`` result (any dict of numbers, e.g. from a
-    conditional-disaggregation simulation) as evidence that neither pure form wins everywhere.
+    """Claim 9, the forecast. Measures *dominance*, not availability: for each serving stack and
+    service in ``modes`` (default :data:`SERVING_MODES`), the mode it runs by default or is built
+    around by late 2025, inside the article's one-to-two-year horizon. Shipping a PD option does not
+    count (vLLM ships one, and calls it experimental); being the default, the headline mode or what
+    a service runs in production does. Also reports the CXL-vs-NIC bandwidth ratio
+    (:func:`cxl_nic_ratio`) and, when given, a ``hybrid`` result (e.g. :func:`hybrid_summary`) as
+    evidence that neither pure form wins everywhere.
 
-    Rule: **contradicted** if at least ``min_adopters`` of them run PD; **holds** otherwise.
+    Rule: with ``pd_led`` the stacks and services that lead with PD and ``chunked_led`` those that
+    lead with chunked prefill: **holds** if fewer than ``min_dominant`` lead with PD; **half right**
+    if at least ``min_dominant`` do while others still lead with chunked prefill (each design
+    dominates somewhere); **contradicted** if at least ``min_dominant`` lead with PD and none with
+    chunked prefill.
     """
-    prod = PD_IN_PRODUCTION if production is None else production
+    table = SERVING_MODES if modes is None else modes
+    bad = [n for n, m in table.items() if m.leads_with not in ("chunked", "pd")]
+    if bad:
+        raise ValueError(f"leads_with must be 'chunked' or 'pd'; {bad} have something else")
     ratio = cxl_nic_ratio(cxl, nic)
-    v = {"adopters": list(prod), "n_adopters": len(prod), "cxl_nic_ratio": ratio,
-         "hybrid": dict(hybrid or {})}
-    verdict = "contradicted" if len(prod) >= min_adopters else "holds"
+    pd_led = [n for n, m in table.items() if m.leads_with == "pd"]
+    chunked_led = [n for n, m in table.items() if m.leads_with == "chunked"]
+    by_status = {st: [n for n, m in table.items() if m.pd == st]
+                 for st in ("experimental", "opt-in", "headline", "production")}
+    v = {"pd_led": pd_led, "chunked_led": chunked_led, "n_pd_led": len(pd_led),
+         "pd_status": by_status, "cxl_nic_ratio": ratio, "hybrid": dict(hybrid or {})}
+    if len(pd_led) < min_dominant:
+        verdict = "holds"
+    else:
+        verdict = "half right" if chunked_led else "contradicted"
     c, x = hw.link(cxl), hw.link(nic)
-    measure = (f"{len(prod)} stacks/services ship or run PD by late 2025 ({', '.join(prod)}), with "
-               f"chunked prefill inside each instance; {c.name} moves {c.bandwidth / 1e9:.0f} GB/s, "
-               f"{ratio:.2f}× one {x.name} NIC")
+
+    def names(ns):
+        return "none" if not ns else ns[0] if len(ns) == 1 else ", ".join(ns[:-1]) + " and " + ns[-1]
+    measure = (f"by late 2025 chunked prefill is what {names(chunked_led)} run unless told otherwise "
+               f"(PD: experimental in {names(by_status['experimental'])}, opt-in in "
+               f"{names(by_status['opt-in'])}); PD is what {names(by_status['production'])} run in "
+               f"production at frontier MoE scale and the headline mode of {names(by_status['headline'])}, "
+               f"with chunked prefill inside each prefill and decode instance; {c.name} moves "
+               f"{c.bandwidth / 1e9:.0f} GB/s, {ratio:.2f}× one {x.name} NIC")
     if hybrid:
         measure += "; " + hybrid.get("summary", ", ".join(f"{k} {val:.3g}" for k, val in hybrid.items()
                                                           if isinstance(val, (int, float))))
     return Claim(9, ARTICLE_CLAIMS[9], measure, v,
-                 "; ".join(f"{k}: {s}" for k, s in prod.items()) + "; hybrids: " + ", ".join(HYBRID_DESIGNS),
-                 f"contradicted if ≥ {min_adopters} major stacks or services run PD within the horizon",
-                 verdict)
+                 "; ".join(f"{k}: {m.source}" for k, m in table.items()) + "; hybrids: " + ", ".join(HYBRID_DESIGNS),
+                 f"'half right' if ≥ {min_dominant} major stacks or services lead with PD (default, headline "
+                 f"or production mode) while others still lead with chunked prefill; 'contradicted' if "
+                 f"none does; 'holds' if fewer than {min_dominant} lead with PD", verdict)
 
 
 # ------------------------------------------------------------------------------ the table
 def all_claims(*, distserve: dict | None = None, hybrid: dict | None = None,
                progress: bool = False) -> list[Claim]:
     """The nine claims with their default inputs (``distserve``: a precomputed
-    :func:`pdlib.reproduce.distserve_example` result for claim 4; ``hybrid``: see claim 9)."""
+    :func:`pdlib.reproduce.distserve_example` result for claim 4, which otherwise runs one with
+    claim 4's defaults; ``hybrid``: see claim 9)."""
     return [claim1_phases(), claim2_systems(), claim3_decode_card(),
             claim4_benefits(distserve, progress=progress), claim5_kv_size(), claim6_transfer_time(),
             claim7_when_pd_pays(), claim8_chunked_prefill(), claim9_forecast(hybrid=hybrid)]
+
+
+#: The settings with which the book judges the claims (the introduction and chapter 10 alike):
+#: claim 4's DistServe example with 400 requests per simulation and deployments of up to 3 GPUs.
+BOOK_CLAIM_SETTINGS: dict = {"distserve_n": 400, "distserve_max_gpus": 3}
+
+
+def book_claims(*, distserve: dict | None = None, hybrid: dict | None = None,
+                progress: bool = False) -> list[Claim]:
+    """:func:`all_claims` with the book's settings (:data:`BOOK_CLAIM_SETTINGS`): what the
+    introduction and chapter 10 print. ``distserve``: a precomputed
+    :func:`pdlib.reproduce.distserve_example` run with those settings, so chapter 10 can reuse its
+    own (its xPyD configurations are checked against ``distserve_max_gpus``; the request count is
+    not recorded in the result, so pass only a run made with ``distserve_n``); ``hybrid``: claim
+    9's evidence (it does not change any verdict)."""
+    from . import reproduce as rp
+    n, g = BOOK_CLAIM_SETTINGS["distserve_n"], BOOK_CLAIM_SETTINGS["distserve_max_gpus"]
+    if distserve is None:
+        distserve = rp.distserve_example(n=n, max_gpus=g, progress=progress)
+    else:
+        configs = set(distserve["table"].config)
+        want = {rp.config_name(p, d) for p, d in rp.xpyd_configs(g)}
+        if configs != want:
+            raise ValueError(f"book_claims needs distserve_example(n={n}, max_gpus={g}); got a run with "
+                             f"configs {sorted(configs)}")
+    return all_claims(distserve=distserve, hybrid=hybrid, progress=progress)
+
+
+def claim_list_markdown(claims: Iterable[Claim] | None = None, *, verdicts: bool = True) -> str:
+    """The article's claims as a numbered Markdown list, in :data:`ARTICLE_CLAIMS`' one numbering:
+    ``1. <claim> — **<verdict>**`` (without the verdict when ``verdicts`` is False; ``claims`` are
+    then not needed). The introduction and chapter 10 both print this list, so they cannot number
+    or word the claims differently. Plain CommonMark (numbered list, bold), safe in any renderer."""
+    if verdicts:
+        cs = {c.number: c for c in (book_claims() if claims is None else claims)}
+        if sorted(cs) != sorted(ARTICLE_CLAIMS):
+            raise ValueError(f"need one Claim per article claim {sorted(ARTICLE_CLAIMS)}, got {sorted(cs)}")
+    lines = []
+    for k, text in sorted(ARTICLE_CLAIMS.items()):
+        lines.append(f"{k}. {text}" + (f" — **{cs[k].verdict}**" if verdicts else ""))
+    return "\n".join(lines)
 
 
 def verdict_table(claims: Iterable[Claim] | None = None, **kwargs):

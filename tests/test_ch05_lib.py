@@ -89,10 +89,15 @@ def test_plots_draw_what_they_say():
     dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
     assert len(dashed) == 1 and "L40S" in dashed[0].get_label()      # GDDR card dashed
 
-    hwdf = pd.DataFrame({"prefill_gpu": ["A100-80GB", "A100-80GB"], "decode_gpu": ["A100-80GB", "L40S"],
-                         "config": ["2P1D", "1P2D"], "per_gpu": [8.0, 0.5], "req_per_usd": [2e4, 900.0]})
+    hwdf = pd.DataFrame({"prefill_gpu": ["A100-80GB", "A100-80GB", "L40S"],
+                         "decode_gpu": ["A100-80GB", "L40S", "A100-80GB"], "config": ["2P1D", "1P2D", "2P1D"],
+                         "per_gpu": [8.0, 0.5, 10.0], "req_per_usd": [2e4, 900.0, 3e4]})
     axes = pools.plot_hardware(hwdf)
-    assert [p.get_height() for p in axes[1].patches] == [2e4, 900.0]
+    assert [p.get_height() for p in axes[1].patches] == [2e4, 900.0, 3e4]
+    # L40S decode orange, L40S prefill green; the per-dollar axis names the price list's date
+    colors = [matplotlib.colors.to_hex(p.get_facecolor()) for p in axes[1].patches]
+    assert colors == [matplotlib.colors.to_hex(c) for c in ("tab:blue", "tab:orange", "tab:green")]
+    assert pdlib.hardware.gpu("L40S").price_date in axes[1].get_ylabel()
 
 
 def test_ch05_exercises_registered_and_checked():

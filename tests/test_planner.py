@@ -83,8 +83,33 @@ def test_candidates_skip_what_does_not_fit_and_price_units():
     assert len(mixed) == 1 and mixed[0].n_gpus == 5
     assert mixed[0].usd_per_hour == pytest.approx(4 * price + hardware.gpu("A100-80GB").price_per_hour)
     assert mixed[0].params["parallel_links"] == 2                   # one NIC per prefill GPU
+    assert mixed[0].params["decode_links"] == 1                     # ... and per decode GPU
+    # the KV moves after the prefill by default (vLLM's NixlConnector), layer by layer on request
+    assert {x.params["transfer"] for x in d + mixed} == {"whole"}
+    assert {x.cluster().transfer for x in d} == {"whole"}
+    lw = planner.disaggregated_candidates("Llama-3.1-8B", max_unit_gpus=2, transfer="layerwise")
+    assert [x.cluster().transfer for x in lw] == ["layerwise"]
     # an unpriced GPU: NaN price, usable with a GPU budget
     assert math.isnan(planner.colocated_candidates("Llama-3.1-8B", gpus=("MI300X",), tps=(1,))[0].usd_per_hour)
+
+
+def test_gpu_value_table_by_hand_and_unpriced_cards_say_so():
+    t = planner.gpu_value_table(("H100-SXM", "L40S", "A100-80GB", "L4")).set_index("gpu")
+    # RunPod Secure Cloud, 2026-09-25: H100 $3.49, L40S $1.09, A100 $1.59; L4 not on that list
+    assert t.loc["H100-SXM", "tflops_per_usd"] == pytest.approx(989 / 3.49)
+    assert t.loc["L40S", "tflops_per_usd"] == pytest.approx(362 / 1.09)
+    assert t.loc["A100-80GB", "gb_per_s_per_usd"] == pytest.approx(2039 / 1.59)
+    # the consequence the old prices hid: per FLOP/s-dollar the L40S beats the H100 (a prefill
+    # card), per byte/s-dollar it is still the worst of the three (not a decode card)
+    assert t.loc["L40S", "tflops_per_usd"] > t.loc["H100-SXM", "tflops_per_usd"] > t.loc["A100-80GB", "tflops_per_usd"]
+    assert t.loc["L40S", "gb_per_s_per_usd"] < t.loc["H100-SXM", "gb_per_s_per_usd"] < t.loc["A100-80GB", "gb_per_s_per_usd"]
+    assert t.loc["L4", "price_date"] == planner.NOT_PRICED == "not priced"
+    assert math.isnan(t.loc["L4", "usd_per_hour"]) and t.loc["L4", "tflops"] == 121
+    html = t.style.format(na_rep=planner.NOT_PRICED).to_html()
+    assert "not priced" in html and "nan" not in html.lower()
+    assert len(planner.gpu_value_table()) == len(hardware.gpu_names())
+    with pytest.raises(KeyError, match="H100-SXM"):
+        planner.gpu_value_table(("H800",))
 
 
 def test_goodput_interpolation_and_budget_arithmetic_by_hand():

@@ -246,6 +246,55 @@ def test_isolated_transfer_matches_kv_transfer_time():
         assert sim.simulate(c, wl([0.0], P, 3)).requests.ttft[0] == pytest.approx(CM.prefill(P).time, rel=1e-9)
 
 
+def test_default_transfer_is_whole_after_the_prefill():
+    # vLLM's NixlConnector (and llm-d, Dynamo's vLLM path) pulls the KV after the prefill ends:
+    # the default; Mooncake's layer-by-layer streaming is the option
+    c = sim.disaggregated(model=MODEL, prefill_gpu=GPU, decode_gpu=GPU, link="100GbE")
+    assert c.transfer == "whole"
+    assert sim.Disaggregated(CM, CM, pdlib.hardware.link("100GbE")).transfer == "whole"
+    P = 2048
+    df = sim.simulate(c, wl([0.0], P, 3)).requests
+    whole = pdlib.kv_transfer_time(MODEL, P, "100GbE", mode="whole")
+    layer = pdlib.kv_transfer_time(MODEL, P, "100GbE", mode="layerwise", prefill_time=CM.prefill(P).time)
+    assert df.transfer_time[0] == pytest.approx(whole, rel=1e-9)
+    assert layer < 0.5 * whole                    # the two modes differ: the test can tell them apart
+    assert df.ttft[0] == pytest.approx(CM.prefill(P).time + whole, rel=1e-9)
+
+
+def test_two_prefill_instances_share_one_decode_nic():
+    """2P1D, one lane everywhere: two prompts prefilled side by side at once both pull into the
+    one decode NIC, so the second transfer waits for the first: wire + lat and 2·wire + lat.
+    With a decode NIC of two lanes (two ingress slots) both take wire + lat."""
+    P, ln = 2048, pdlib.hardware.link("100GbE")
+    wire = P * CM.model.kv_bytes_per_token() / ln.bandwidth
+    pre = CM.prefill(P).time
+    w = wl([0.0, 0.0], P, 3)
+    kw = dict(model=MODEL, prefill_gpu=GPU, decode_gpu=GPU, link="100GbE", n_prefill=2, n_decode=1)
+    df = sim.simulate(sim.disaggregated(**kw), w).requests
+    assert list(df.instance) == [0, 1]                       # one prompt on each prefill instance
+    assert sorted(df.transfer_time) == pytest.approx([wire + ln.latency, 2 * wire + ln.latency], rel=1e-9)
+    assert sorted(df.ttft) == pytest.approx([pre + wire + ln.latency, pre + 2 * wire + ln.latency], rel=1e-9)
+    wide = sim.simulate(sim.disaggregated(**kw, decode_links=2), w).requests
+    assert list(wide.transfer_time) == pytest.approx([wire + ln.latency] * 2, rel=1e-9)
+    # a receiver narrower than its sender sets the rate: 2 lanes out, 1 in -> one lane's speed
+    one = dict(kw, n_prefill=1)
+    fast = sim.simulate(sim.disaggregated(**one, parallel_links=2), wl([0.0], P, 3)).requests
+    slow = sim.simulate(sim.disaggregated(**one, parallel_links=2, decode_links=1), wl([0.0], P, 3)).requests
+    assert fast.transfer_time[0] == pytest.approx(wire / 2 + ln.latency, rel=1e-9)
+    assert slow.transfer_time[0] == pytest.approx(wire + ln.latency, rel=1e-9)
+    with pytest.raises(ValueError, match="decode_links"):
+        sim.disaggregated(**kw, decode_links=0)
+
+
+def test_kv_transfer_bandwidth_is_small_beside_hbm():
+    # the module docstring's reason for not charging transfers to HBM: a 400G NIC is ~1.5% of an
+    # H100's HBM bandwidth, under 3% of an A100's, and a 64-token answer reads its KV 63 times
+    ndr = pdlib.hardware.link("IB-NDR-400G").bandwidth
+    assert ndr / pdlib.hardware.gpu("H100-SXM").mem_bw == pytest.approx(0.015, abs=5e-4)
+    assert ndr / pdlib.hardware.gpu("A100-80GB").mem_bw < 0.03
+    assert 1 / (64 - 1) == pytest.approx(0.016, abs=5e-4)
+
+
 def test_slower_link_raises_transfer_and_latency():
     w = poisson(3.0, 200, 1024, 32)
     out = {}

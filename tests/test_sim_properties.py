@@ -30,7 +30,9 @@ def scenarios(draw):
     if kind == "disaggregated":
         c = sim.disaggregated(model=MODEL, prefill_gpu=GPU, decode_gpu=GPU, link="100GbE",
                               transfer=draw(st.sampled_from(["whole", "layerwise"])),
-                              n_prefill=draw(st.integers(1, 2)), n_decode=draw(st.integers(1, 2)),
+                              n_prefill=draw(st.integers(1, 3)), n_decode=draw(st.integers(1, 2)),
+                              parallel_links=draw(st.sampled_from([1, 2])),
+                              decode_links=draw(st.sampled_from([None, 1, 2, 4])),
                               prefill_chunk=draw(st.sampled_from([None, 64])), max_batch=mb,
                               block_size=bs, prefill_kv_tokens=kv, decode_kv_tokens=draw(st.integers(64, 2048)),
                               local_prefill=draw(st.sampled_from([None, None, 0, 100, 10_000])),
@@ -84,6 +86,21 @@ def test_invariants(case):
         P, h = int(w.prompt[i]), int(w.cached[i])
         assert df.ttft[i] >= cm.step([(P - h, h)]).time * (1 - 1e-9)
         assert df.queue_delay[i] >= 0
+    # KV link: transfers through one prefill NIC (egress) never overlap, nor through a one-slot
+    # decode NIC (ingress): landings are at least one transfer's wire time apart
+    if isinstance(c, sim.Disaggregated):
+        xfer = df[(df.status == "finished") & (df.prefill_site == "prefill") & (df.transfer_time > 0)]
+        land = xfer.arrival + xfer.ttft                  # token 1 arrives with the KV (first_token="decode")
+        rate = min(c.parallel_links, c.ingress_lanes) * c.link.bandwidth
+        wire = xfer.prompt * c.prefill_cost.model.kv_bytes_per_token(c.prefill_cost.kv_dtype) / rate
+        one_slot = c.ingress_lanes < 2 * c.parallel_links     # a decode NIC takes one transfer at a time
+        shared = [xfer.instance] + ([np.zeros(len(xfer), int)] if c.n_decode == 1 and one_slot else [])
+        for key in shared:                               # per prefill NIC; and the one decode NIC
+            for _, g in land.groupby(np.asarray(key)):
+                order = g.sort_values().index
+                gaps = np.diff(land[order].to_numpy())
+                assert (gaps >= wire[order].to_numpy()[1:] * (1 - 1e-9)).all()
+        assert (xfer.transfer_time >= wire / c.prefill_cost.model.n_layers * (1 - 1e-9)).all()
     # KV memory never above capacity
     tl = res.timeline
     assert (tl.kv_tokens_used <= tl.kv_capacity).all()

@@ -46,7 +46,7 @@ def grow_pool() -> Expected:
 
 @exercise("ch05.usd_per_m_tokens", "At its goodput, what does a 2P1D deployment of A100-80GB GPUs "
           "(the chapter's DistServe setup) cost per million output tokens, in USD, with the "
-          "catalog's rough price per GPU-hour?")
+          "catalog's on-demand price per GPU-hour (pdlib.hardware, one dated price list)?")
 def usd_per_m_tokens() -> Expected:
     rate = _goodput(2, 1)[0]
     usd = rp.config_price("A100-80GB", "A100-80GB", 2, 1)

@@ -68,19 +68,22 @@ def pool_ratio() -> Expected:
 
 @lru_cache(maxsize=None)
 def link_ttft_ratio() -> float:
-    """Mean TTFT over the slow link ÷ mean TTFT over the fast link for :data:`LINK_SETUP`."""
+    """Mean TTFT over the slow link ÷ mean TTFT over the fast link for :data:`LINK_SETUP`, the KV
+    sent whole after the prefill (``transfer="whole"``, the simulator's default)."""
     s = LINK_SETUP
     w = wl.poisson(rate=s["rate"], n=s["n"], prompt=s["prompt"], output=s["output"], seed=0)
     ttft = {}
     for link in (s["slow"], s["fast"]):
-        c = sim.disaggregated(model=s["model"], prefill_gpu=s["gpu"], decode_gpu=s["gpu"], link=link)
+        c = sim.disaggregated(model=s["model"], prefill_gpu=s["gpu"], decode_gpu=s["gpu"], link=link,
+                              transfer="whole")
         ttft[link] = float(sim.simulate(c, w).requests.ttft.mean())
     return ttft[s["slow"]] / ttft[s["fast"]]
 
 
 @exercise("ch08.link_ttft", "A 1P1D deployment of Llama-2-7B on H100-SXM serves 20 requests of 8,192 "
-          "prompt and 64 output tokens at 0.5 req/s (Poisson, seed 0). How many times larger is the "
-          "mean TTFT when the KV crosses 100 GbE instead of NVLink4?")
+          "prompt and 64 output tokens at 0.5 req/s (Poisson, seed 0), each request's KV sent whole "
+          "after its prefill (the simulator's default, as vLLM's NIXL connector does). How many "
+          "times larger is the mean TTFT when the KV crosses 100 GbE instead of NVLink4?")
 def link_ttft() -> Expected:
     return Expected(link_ttft_ratio(), rel=0.02, unit="×",
                     hint="simulate both with pdlib.sim.disaggregated(..., link=...) and compare "

@@ -16,18 +16,69 @@ Disaggregated (DistServe / Splitwise style):
 2. the request is then assigned to the least-loaded decode instance and waits there (``pending``)
    until that instance has free blocks for its KV; meanwhile the prefill instance keeps the KV in
    its own memory (a full prefill instance stops admitting);
-3. the decode instance reserves the blocks and *pulls* the KV over the prefill instance's link.
-   Each prefill instance has one NIC (``parallel_links`` lanes of ``link.bandwidth`` bytes/s);
-   transfers from it are served FIFO: a transfer starts when the wire is free, takes
-   ``bytes / (parallel_links · bandwidth)`` and lands ``latency`` later. In ``"layerwise"`` mode a
-   transfer pulled the moment the prefill ends is taken to have streamed its layers during the
-   prefill: it may start once the first layer is done (``prefill_start + prefill_time / layers``)
-   and cannot land before ``prefill_end + wire / layers`` (+ latency). With an idle link this is
-   exactly :func:`pdlib.kv_transfer_time` in layerwise mode; a transfer that had to wait for
-   decode memory is sent whole;
+3. the decode instance reserves the blocks and *pulls* the KV over the link (see "The link"
+   below). In ``"whole"`` mode (default) the transfer starts after the prefill; in
+   ``"layerwise"`` mode a transfer pulled the moment the prefill ends is taken to have streamed
+   its layers during the prefill: it may start once the first layer is done
+   (``prefill_start + prefill_time / layers``) and cannot land before
+   ``prefill_end + wire / layers`` (+ latency). With an idle link either mode is exactly
+   :func:`pdlib.kv_transfer_time` in that mode; a layerwise transfer that had to wait for decode
+   memory is sent whole;
 4. when the KV lands, the prefill instance frees its copy and the request joins the decode batch
    at the next step boundary (``transfer_time`` = landing − prefill end). Tokens 2.. come from the
    decode instance, so the gap between tokens 1 and 2 includes the transfer.
+
+Which systems move the KV which way (``transfer``):
+
+* ``"whole"``, after the prefill (the default): vLLM's NixlConnector, the connector llm-d deploys
+  by default and the one Dynamo's vLLM workers use. The prefill instance keeps a finished
+  request's blocks and hands their ids to the decode instance, which reads them all in one
+  asynchronous pull (vllm-project/vllm, ``vllm/distributed/kv_transfer/kv_connector/v1/
+  nixl_connector.py``: ``request_finished`` delays freeing the blocks, ``get_num_new_matched_tokens``
+  pulls all prompt blocks, ``wait_for_layer_load``: "NixlConnector does not do layerwise saving";
+  llm-d, ``guides/pd-disaggregation/README.md``, "Supported KV Transfer Backends": NixlConnector,
+  "Default"; NVIDIA Dynamo design docs, "Disaggregated Serving": the prefill engine computes the
+  KV, then transfers it, then the decode engine runs,
+  https://docs.nvidia.com/dynamo/v-0-9-1/design-docs/disaggregated-serving). SGLang's PD sends a
+  request's KV after each prefill forward pass (per chunk when the prompt is chunked, else all of
+  it at the prefill's end: sgl-project/sglang, ``python/sglang/srt/disaggregation/prefill.py``,
+  ``process_batch_result_disagg_prefill`` → ``send_kv_chunk``). DistServe's decoding instances
+  pull a finished prefill's KV (Zhong et al., OSDI 2024, "combat burstiness" in its online
+  scheduling: the prefill GPUs' memory is the queue).
+* ``"layerwise"``, streamed while the prefill computes: Mooncake (Qin et al., FAST 2025, arXiv
+  2407.00079: the KVCache transfer overlaps the incremental prefill, streaming each layer's
+  KVCache to the decoding node) and Splitwise (Patel et al., ISCA 2024: layer-wise KV-cache
+  transfer overlapped with the prompt phase).
+
+The link. Each prefill instance sends over one NIC of ``parallel_links`` lanes and each decode
+instance receives over one of ``decode_links`` lanes (default: as many as a prefill instance
+sends on), ``link.bandwidth`` bytes/s per lane and direction. A transfer runs at
+``rate = min(parallel_links, decode_links) · bandwidth`` and takes ``wire = bytes / rate``; it
+needs its prefill instance's egress (one transfer at a time) and one of its decode instance's
+ingress *slots*, ``slots = max(1, floor(decode_links / parallel_links))`` (a receiver with twice
+the lanes of a sender takes two senders at full speed). Both are served FIFO in the order the
+decode instances pull: a transfer starts when its egress and an ingress slot are both free, holds
+both for ``wire`` seconds and lands ``latency`` later. So in xPyD with x > y several prefill
+instances share one decode NIC: two transfers pulled at once into a one-slot receiver land
+``wire`` and ``2 · wire`` after they start (fair sharing would land both at ``2 · wire``: the same
+last landing, a slightly later mean). With ``decode_links`` not a multiple of ``parallel_links``
+the leftover ingress lanes idle (a conservative rounding).
+
+What the link model leaves out, and why it does not move results here: a transfer's DMA reads
+(on the sender) and writes (on the receiver) take no HBM or PCIe bandwidth from the engines'
+steps. Two bounds say how much they would take. (a) Per byte: the transfer moves each KV byte
+once out of the prefill GPU's HBM and once into the decode GPU's, while the decode instance then
+reads it on every one of the request's O − 1 decode steps, so transfers add at most 1 / (O − 1)
+to the decode instance's KV traffic (1.6% for 64-token answers; weights, read every step, not
+counted). The prefill instance is compute-bound (chapter 01), so the extra read of what it has
+just written does not lengthen its steps. (b) Per second: one 400 Gb/s NIC (``IB-NDR-400G``,
+50 GB/s) uses 50e9 / 3.35e12 = 1.5% of an H100-SXM's HBM bandwidth while a transfer is in flight
+(A100-80GB 2.5%, H200 1.0%). Only NVLink (450 GB/s, 13% of an H100's HBM) is fast enough to
+matter, and it is busy only ``wire`` = bytes / 450 GB/s per request. GPUDirect RDMA carries the
+KV between NIC and GPU over the PCIe switch beside the GPU (Gen5 x16: 64 GB/s per direction, above
+the NIC's 50 GB/s), a path the engine's steps do not use once the weights are resident.
+Congestion in the network core (switch oversubscription, incast beyond one receiver's NIC) is not
+modelled: the fabric is taken as non-blocking.
 
 A decode instance that runs out of blocks preempts (recompute) like any vLLM engine: the victim
 re-prefills on the decode instance itself.
@@ -104,8 +155,8 @@ class Disaggregated:
     link: hw.Link
     n_prefill: int = 1
     n_decode: int = 1
-    transfer: str = "layerwise"
-    parallel_links: int = 1
+    transfer: str = "whole"              # "whole" after the prefill (vLLM NIXL), or "layerwise"
+    parallel_links: int = 1              # NIC lanes per prefill instance (its egress)
     prefill_chunk: int | None = None     # None: whole prompts, batched within prefill_budget tokens
     prefill_budget: int = 8192
     max_batch: int = 256
@@ -116,6 +167,12 @@ class Disaggregated:
     first_token: str = "decode"          # when the client gets token 1: KV landed, or prefill end
     local_prefill: int | None = None     # prefill work (P − cached tokens) ≤ this: prefill on decode
     decode_chunk: int = 512              # decode instances' chunked token budget when local_prefill ≥ 1
+    decode_links: int | None = None      # NIC lanes per decode instance (its ingress); None: parallel_links
+
+    @property
+    def ingress_lanes(self) -> int:
+        """NIC lanes of each decode instance (``decode_links``, or ``parallel_links`` when None)."""
+        return self.parallel_links if self.decode_links is None else self.decode_links
 
     @property
     def prefills_locally(self) -> bool:
@@ -165,8 +222,8 @@ def colocated(*, model, gpu, scheduler: str = "continuous", max_batch: int = 256
 
 
 def disaggregated(*, model, prefill_gpu, decode_gpu, link, n_prefill: int = 1, n_decode: int = 1,
-                  prefill_tp: int = 1, decode_tp: int = 1, transfer: str = "layerwise",
-                  parallel_links: int = 1, prefill_chunk: int | None = None,
+                  prefill_tp: int = 1, decode_tp: int = 1, transfer: str = "whole",
+                  parallel_links: int = 1, decode_links: int | None = None, prefill_chunk: int | None = None,
                   prefill_budget: int = 8192, max_batch: int = 256, block_size: int = 16,
                   prefill_kv_tokens: int | None = None, decode_kv_tokens: int | None = None,
                   first_token: str = "decode", local_prefill: int | None = None,
@@ -174,8 +231,13 @@ def disaggregated(*, model, prefill_gpu, decode_gpu, link, n_prefill: int = 1, n
     """A disaggregated cluster (see the module docstring for the request's path).
 
     ``link``: a :class:`~pdlib.hardware.Link` or catalog name ("IB-NDR-400G", "100GbE", ...);
-    its bandwidth must be > 0 bytes/s. ``transfer``: "layerwise" or "whole". ``parallel_links``:
-    NIC lanes per prefill instance (e.g. its tp). ``prefill_chunk``: chunk size for chunked
+    its bandwidth must be > 0 bytes/s. ``transfer``: "whole" (default: the KV moves after the
+    prefill, as vLLM's NixlConnector, llm-d, Dynamo's vLLM path, SGLang and DistServe do) or
+    "layerwise" (streamed during the prefill, as Mooncake and Splitwise do); see the module
+    docstring for sources. ``parallel_links``: NIC lanes per prefill instance (e.g. its tp: one NIC
+    per GPU); ``decode_links``: NIC lanes per decode instance, its ingress (None: the same as
+    ``parallel_links``), shared by the transfers of every prefill instance that sends into it.
+    ``prefill_chunk``: chunk size for chunked
     prefill on the prefill instances (None: whole prompts, up to ``prefill_budget`` tokens per step).
     ``first_token``: "decode" (token 1 reaches the client when the KV has landed, so TTFT includes
     the transfer) or "prefill" (DistServe's convention: TTFT ends with the prefill).
@@ -202,12 +264,15 @@ def disaggregated(*, model, prefill_gpu, decode_gpu, link, n_prefill: int = 1, n
         raise ValueError(f"local_prefill must be None (pure disaggregation) or an integer >= 0 tokens "
                          f"(prefill work at or below it runs on a decode instance), got {local_prefill!r}")
     _positive_int("decode_chunk", decode_chunk)
+    if decode_links is not None:
+        _positive_int("decode_links", decode_links)
     return Disaggregated(_cost(model, prefill_gpu, prefill_tp, cost_kwargs),
                          _cost(model, decode_gpu, decode_tp, cost_kwargs), ln, n_prefill, n_decode,
                          transfer, parallel_links, prefill_chunk, prefill_budget, max_batch, block_size,
                          prefill_kv_tokens, decode_kv_tokens, first_token=first_token,
                          local_prefill=None if local_prefill is None else int(local_prefill),
-                         decode_chunk=int(decode_chunk))
+                         decode_chunk=int(decode_chunk),
+                         decode_links=None if decode_links is None else int(decode_links))
 
 
 def _least_loaded(insts: list[Instance]) -> Instance:
@@ -252,7 +317,11 @@ class _DisaggRun(Runtime):
     def __init__(self, reqs, pre, dec, spec: Disaggregated):
         super().__init__(reqs, pre + dec)
         self.pre, self.dec, self.spec = pre, dec, spec
-        self.link_free = [0.0] * len(pre)                 # when each prefill NIC's wire is free
+        self.link_free = [0.0] * len(pre)                 # when each prefill NIC's egress is free
+        out, inn = spec.parallel_links, spec.ingress_lanes
+        slots = max(1, inn // out)                        # transfers a decode NIC takes at full rate
+        self.ingress_free = [[0.0] * slots for _ in dec]  # when each decode NIC's slots are free
+        self.rate = min(out, inn) * spec.link.bandwidth   # bytes/s of one transfer
         self.hold: dict[int, tuple[int, int]] = {}        # r -> (prefill instance, blocks held there)
         self.prefill_span: dict[int, tuple[float, float]] = {}
         model = spec.prefill_cost.model
@@ -317,15 +386,17 @@ class _DisaggRun(Runtime):
             self.hold[r] = (p, q.blocks[r])
             q.blocks[r] = need
             ps, pe = self.prefill_span.pop(r)
-            wire = q.kv[r] * self.kv_bytes / (spec.parallel_links * spec.link.bandwidth)
-            lane = p                                      # prefill instances are indexed 0..n_prefill-1
+            wire = q.kv[r] * self.kv_bytes / self.rate
+            slots = self.ingress_free[d.idx - len(self.pre)]
+            k = 0 if len(slots) == 1 else min(range(len(slots)), key=slots.__getitem__)
+            free = max(self.link_free[p], slots[k])       # egress (p indexes the prefill NICs) and a slot
             if spec.transfer == "layerwise" and now == pe:
-                start = max(ps + (pe - ps) / self.layers, self.link_free[lane])
+                start = max(ps + (pe - ps) / self.layers, free)
                 done = max(start + wire, pe + wire / self.layers)
             else:
-                start = max(now, self.link_free[lane])
+                start = max(now, free)
                 done = start + wire
-            self.link_free[lane] = done
+            self.link_free[p] = slots[k] = done
             land = done + spec.link.latency
             q.transfer[r] = land - pe
             self.push(land, 0, "xfer", r, d.idx)

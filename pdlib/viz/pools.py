@@ -230,13 +230,18 @@ def plot_decode_tpot(df: pd.DataFrame, tpot_slo: float | None = None, ax=None, t
 def plot_hardware(df: pd.DataFrame, axes=None, title: str | None = None):
     """Two panels for prefill/decode GPU pairs (columns prefill_gpu, decode_gpu, config, per_gpu,
     req_per_usd of :func:`pdlib.reproduce.decode_hardware`): goodput per GPU (req/s/GPU) and
-    requests per dollar, each bar labelled with its configuration."""
+    requests per dollar (the catalog's dated on-demand prices), each bar labelled with its
+    configuration; pairs that decode on an L40S in orange, pairs that prefill on one in green."""
+    from .. import hardware as hw
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     labels = [f"P {p}\nD {d}" for p, d in zip(df.prefill_gpu, df.decode_gpu)]
-    colors = ["tab:orange" if "L40S" in d else "tab:blue" for d in df.decode_gpu]
+    colors = ["tab:orange" if "L40S" in d else "tab:green" if "L40S" in p else "tab:blue"
+              for p, d in zip(df.prefill_gpu, df.decode_gpu)]
+    dates = sorted({hw.gpu(g).price_date for g in set(df.prefill_gpu) | set(df.decode_gpu)} - {""})
+    priced = f"prices read {', '.join(dates)}" if dates else "catalog prices"
     for ax, col, ylabel in ((axes[0], "per_gpu", "goodput per GPU (req/s/GPU)"),
-                            (axes[1], "req_per_usd", "requests per dollar (rough prices)")):
+                            (axes[1], "req_per_usd", f"requests per dollar ({priced})")):
         ax.bar(np.arange(len(df)), df[col], color=colors)
         ax.set_xticks(np.arange(len(df)), labels)
         for x, (v, c) in enumerate(zip(df[col], df.config)):
@@ -247,7 +252,7 @@ def plot_hardware(df: pd.DataFrame, axes=None, title: str | None = None):
         ax.grid(True, axis="y", alpha=0.3)
         ax.tick_params(axis="x", labelsize=8)
     axes[0].set_title("Goodput per GPU (xPyD with the most requests per dollar)")
-    axes[1].set_title("Goodput per dollar (orange: L40S decode)")
+    axes[1].set_title("Goodput per dollar (orange: L40S decode; green: L40S prefill)")
     if title:
         plt.gcf().suptitle(title)
     return axes
