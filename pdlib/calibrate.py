@@ -21,22 +21,41 @@ calibrated roofline says. :func:`calibrate_with_context` fits, from decode steps
 lengths (:func:`decode_context_sweep`), an explicit extra ``context_seconds`` per cached token per
 step, and returns an :class:`EngineTimes`: the calibrated CostModel plus that term and a
 measured serving-loop overhead per step.
+
+η_W is a fraction of the *memory* bandwidth only when a step's weights come from memory; a model
+whose weights fit in the processor's last-level cache (a CPU's L3, a GPU's L2) is read from that
+cache. And every step of one model reads the same weights, so a fit that also fits the fixed
+overhead per step can trade the two against each other and leave one at a bound of its range
+(:func:`knobs_at_bounds`). Calibrating bandwidth therefore takes two models:
+:func:`overhead_spec` (the same kernels with next to no work) measures the overhead, and
+:func:`calibration_spec` (weights several times :func:`last_level_cache`) gives η_F and η_W with
+that overhead held fixed, ``calibrate(cm.with_(overhead=o), steps, fit_overhead=False)``;
+:func:`memcpy_bandwidth` is the memory rate to set the result against.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .cost import CostModel
 from .hardware import GPU
+from .models import ModelSpec
 
 __all__ = ["calibrate", "predict", "relative_errors", "measure_steps", "device_as_gpu",
-           "EngineTimes", "calibrate_with_context", "decode_context_sweep"]
+           "EngineTimes", "calibrate_with_context", "decode_context_sweep", "knobs_at_bounds",
+           "CacheInfo", "last_level_cache", "read_sysfs_cache", "parse_cache_size", "DEFAULT_LLC_BYTES",
+           "SYSFS_CPU", "calibration_spec", "overhead_spec", "memcpy_bandwidth"]
 
 Items = Sequence[tuple[int, int]]
+
+_ETA_MIN = 1e-4          # lower end of the η range the fits search (the upper end is 1)
 
 
 def _peak_times(cm: CostModel, measurements) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,7 +89,7 @@ def calibrate(cost_model: CostModel, measurements: Sequence[tuple[Items, float]]
     value consistent with the data. With ``fit_overhead=False`` the overhead is left as it is.
     """
     C, M, t = _peak_times(cost_model, measurements)
-    lo, hi = np.log(1e-4), 0.0                       # log η range: 1e-4 .. 1
+    lo, hi = np.log(_ETA_MIN), 0.0                   # log η range: 1e-4 .. 1
     box = [(lo, hi), (lo, hi)]
     best = None
     for _ in range(40):
@@ -102,6 +121,23 @@ def relative_errors(cost_model: CostModel, measurements) -> np.ndarray:
     """``|predicted − measured| / measured`` per step."""
     t = np.array([s for _, s in measurements], dtype=np.float64)
     return np.abs(predict(cost_model, measurements) - t) / t
+
+
+def knobs_at_bounds(fit: CostModel, rel: float = 1e-6) -> tuple[str, ...]:
+    """Names of the fitted knobs that sit at an edge of the range :func:`calibrate` searches:
+    ``"η_F = 1"``, ``"η_W = 1"``, ``"η_F = 1e-4"``, ``"η_W = 1e-4"`` (within ``rel``) or
+    ``"overhead = 0"``. A knob at a bound is one the data could not place inside its range —
+    for η_W, typically a model read from cache rather than memory, or steps whose memory time
+    is too small beside their fixed overhead to be told apart from it. Empty when none is."""
+    out = []
+    for sym, v in (("η_F", fit.flops_efficiency), ("η_W", fit.bw_efficiency)):
+        if v >= 1.0 - rel:
+            out.append(f"{sym} = 1")
+        elif v <= _ETA_MIN * (1 + rel):
+            out.append(f"{sym} = 1e-4")
+    if fit.overhead <= 0.0:
+        out.append("overhead = 0")
+    return tuple(out)
 
 
 def device_as_gpu(device: str = "cpu", dtype=None, repeats: int = 3) -> GPU:
@@ -282,7 +318,7 @@ def calibrate_with_context(cost_model: CostModel, measurements: Sequence[tuple[I
     serving loop) is carried into the result unchanged."""
     C, M, t = _peak_times(cost_model, measurements)
     ctx = np.array([float(sum(L for _, L in items)) for items, _ in measurements])
-    lo, hi = np.log(1e-4), 0.0
+    lo, hi = np.log(_ETA_MIN), 0.0
     box = [(lo, hi), (lo, hi)]
     best = None
     for _ in range(120):
@@ -305,3 +341,199 @@ def calibrate_with_context(cost_model: CostModel, measurements: Sequence[tuple[I
     cm = cost_model.with_(flops_efficiency=float(np.exp(best[0])), bw_efficiency=float(np.exp(best[1])),
                           overhead=best[2])
     return EngineTimes(cm, context_seconds=best[3], loop_overhead=float(loop_overhead))
+
+
+# ---------------------------------------------------------------------- a model larger than the cache
+#: Where Linux describes each CPU's caches: ``cpu<N>/cache/index<i>/`` holds ``level``, ``type``
+#: (Data, Instruction, Unified), ``size`` ("32768K") and ``shared_cpu_list`` ("0-7": the CPUs
+#: sharing that cache) — the Linux kernel's Documentation/ABI/testing/sysfs-devices-system-cpu,
+#: entry "/sys/devices/system/cpu/cpu*/cache/index*/<set_of_attributes_mentioned_below>".
+SYSFS_CPU = "/sys/devices/system/cpu"
+
+#: Last-level cache assumed where none can be read (Windows; a Linux without the sysfs files;
+#: a torch without ``L2_cache_size``): 32 MiB, the L3 of one AMD Zen 3 or Zen 4 core complex
+#: (EPYC 7003 and 9004: 32 MB of L3 per CCD). A guess, named as such in :attr:`CacheInfo.source`.
+DEFAULT_LLC_BYTES = 32 * 2**20
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """The last-level cache a device's threads can hold data in: ``bytes`` (the total over
+    ``instances`` separate caches of that level, e.g. one L3 per core complex of a many-core CPU),
+    ``level`` (3 for an L3, 2 for a GPU's L2; 0 when unknown) and ``source`` (where the size was
+    read, or ``"default"``)."""
+    bytes: int
+    level: int
+    source: str
+    instances: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bytes, (int, np.integer)) or self.bytes <= 0 or self.level < 0 \
+                or self.instances < 1:
+            raise ValueError(f"need a positive integer cache size, level >= 0 and instances >= 1, got "
+                             f"{self.bytes!r}, {self.level!r}, {self.instances!r}")
+
+    @property
+    def mib(self) -> float:
+        """Size in MiB (2^20 bytes)."""
+        return self.bytes / 2**20
+
+
+def parse_cache_size(text: str) -> int:
+    """Bytes in a cache size as sysfs writes it: ``"32768K"`` → 33,554,432. Suffixes K, M, G
+    (powers of 1,024, as sysfs and lscpu mean them), optional "iB"/"B", or a plain byte count."""
+    t = str(text).strip().upper().replace("IB", "").rstrip("B").strip()
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30}
+    try:
+        if t and t[-1] in scale:
+            return int(float(t[:-1]) * scale[t[-1]])
+        return int(t)
+    except ValueError:
+        raise ValueError(f"cannot read a cache size from {text!r}; expected e.g. '32768K', "
+                         f"'1M' or a byte count") from None
+
+
+def _cpu_caches(folder: Path, cpu: int):
+    """``(level, size, shared_cpu_list, size file)`` of each data or unified cache in ``folder``."""
+    out = []
+    for d in sorted(folder.glob("index*")) if folder.is_dir() else ():
+        try:
+            level = int((d / "level").read_text().strip())
+            kind = (d / "type").read_text().strip()
+            size = parse_cache_size((d / "size").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            shared = (d / "shared_cpu_list").read_text().strip()
+        except OSError:
+            shared = f"cpu{cpu} alone"
+        if kind.lower() != "instruction" and size > 0:
+            out.append((level, size, shared, str(d / "size")))
+    return out
+
+
+def read_sysfs_cache(root: str | os.PathLike = SYSFS_CPU,
+                     cpus: Sequence[int] | None = None) -> CacheInfo | None:
+    """The last-level cache of ``cpus`` (default: the CPUs this process may run on, from
+    ``os.sched_getaffinity``) as Linux lists it under ``root`` (:data:`SYSFS_CPU`; tests pass a
+    fake one), or None where it lists none.
+
+    Per CPU, the highest-level data or unified cache counts (instruction caches are skipped);
+    caches that several CPUs share (same ``shared_cpu_list``) count once, and the separate ones
+    add up, since threads on different core complexes each keep their part of the weights in
+    their own L3."""
+    root = Path(root)
+    if cpus is None:
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    found = {}                                          # shared list -> (level, size, size file)
+    for cpu in cpus:
+        caches = _cpu_caches(root / f"cpu{int(cpu)}" / "cache", int(cpu))
+        if caches:
+            level, size, shared, where = max(caches, key=lambda c: (c[0], c[1]))
+            found.setdefault(shared, (level, size, where))
+    if not found:
+        return None
+    top = max(level for level, _, _ in found.values())
+    tops = [(size, where) for level, size, where in found.values() if level == top]
+    more = f" and {len(tops) - 1} more" if len(tops) > 1 else ""
+    return CacheInfo(int(sum(size for size, _ in tops)), top, tops[0][1] + more, instances=len(tops))
+
+
+def _sysctl_cache() -> CacheInfo | None:
+    """macOS: ``sysctl -n hw.l3cachesize`` (or ``hw.l2cachesize``, Apple silicon has no L3 entry)."""
+    for level, key in ((3, "hw.l3cachesize"), (2, "hw.l2cachesize")):
+        try:
+            out = subprocess.run(["sysctl", "-n", key], capture_output=True, text=True, timeout=5)
+            size = int(out.stdout.strip()) if out.returncode == 0 else 0
+        except (OSError, ValueError, subprocess.SubprocessError):
+            size = 0
+        if size > 0:
+            return CacheInfo(size, level, f"sysctl {key}")
+    return None
+
+
+def last_level_cache(device: str = "cpu", sysfs: str | os.PathLike = SYSFS_CPU,
+                     default: int = DEFAULT_LLC_BYTES, cpus: Sequence[int] | None = None) -> CacheInfo:
+    """Size of ``device``'s last-level cache.
+
+    CUDA: the GPU's L2 (``torch.cuda.get_device_properties(device).L2_cache_size``). CPU: the
+    sysfs files under ``sysfs`` for ``cpus`` (:func:`read_sysfs_cache`; Linux, Colab), else
+    ``sysctl`` (macOS), else ``default`` bytes (:data:`DEFAULT_LLC_BYTES`) with
+    ``source="default"`` and ``level=0``.
+    """
+    if str(device).startswith("cuda"):
+        import torch
+        size = int(getattr(torch.cuda.get_device_properties(torch.device(device)), "L2_cache_size", 0) or 0)
+        if size > 0:
+            return CacheInfo(size, 2, "torch.cuda.get_device_properties().L2_cache_size")
+        return CacheInfo(int(default), 0, "default")
+    if str(device) != "cpu":
+        raise ValueError(f"device must be 'cpu' or 'cuda[:i]', got {device!r}")
+    found = read_sysfs_cache(sysfs, cpus)
+    if found is None and sys.platform == "darwin":
+        found = _sysctl_cache()
+    return found if found is not None else CacheInfo(int(default), 0, "default")
+
+
+def calibration_spec(cache_bytes: int | CacheInfo, factor: float = 4.0, dtype: str = "fp32",
+                     n_layers: int = 4, max_hidden: int = 2048) -> ModelSpec:
+    """A Llama-shaped test model whose decode step reads at least ``factor`` × ``cache_bytes``
+    of weights in ``dtype``, so that every step streams them from memory, not from cache.
+
+    The shape is :func:`pdlib.engine.tiny_spec`'s (``n_layers`` layers, 8 query heads sharing 2
+    KV heads, ``ffn = 2·hidden``, a 1,000-token vocabulary) with the smallest ``hidden``, a
+    multiple of 128, for which ``spec.step_weight_bytes(1, dtype) ≥ factor · cache_bytes``
+    (≈ ``(34·hidden² + 1000·hidden) · bytes`` for 4 layers: ``8.5·hidden²`` weights a layer).
+    Widening rather than deepening keeps the per-step overhead (kernel calls per layer) of the
+    chapter's 4-layer model. ``hidden`` stops at ``max_hidden`` (2,048: 147 M parameters, 0.59 GB
+    in fp32), so on a device whose cache is above ``step bytes / factor`` the model falls short
+    of ``factor``; compare ``spec.step_weight_bytes(1, dtype) / cache_bytes`` with it.
+    """
+    size = cache_bytes.bytes if isinstance(cache_bytes, CacheInfo) else cache_bytes
+    if not size > 0 or not factor > 0 or n_layers < 1 or max_hidden < 256:
+        raise ValueError(f"need cache_bytes > 0, factor > 0, n_layers >= 1, max_hidden >= 256; got "
+                         f"{size!r}, {factor!r}, {n_layers!r}, {max_hidden!r}")
+
+    def spec(h: int) -> ModelSpec:
+        return ModelSpec(name=f"calib-{h}", n_layers=n_layers, hidden=h, n_heads=8, n_kv_heads=2,
+                         head_dim=h // 8, ffn=2 * h, vocab=1000, max_context=2048,
+                         rope_theta=10000.0, qkv_bias=False, tied_embeddings=False,
+                         source=f"pdlib.calibrate.calibration_spec ({factor:g} x a "
+                                f"{size / 2**20:.0f} MiB cache, a made-up test model)")
+    h = 256
+    while h < max_hidden and spec(h).step_weight_bytes(1, dtype) < factor * size:
+        h += 128
+    return spec(min(h, max_hidden))
+
+
+def overhead_spec(spec: ModelSpec, head_dim: int = 8) -> ModelSpec:
+    """``spec`` shrunk to next to no work: the same layers, heads and options, each head
+    ``head_dim`` wide (``hidden = n_heads · head_dim``, ``ffn = 2·hidden``, at most 1,000 vocabulary
+    rows). The engine runs the same kernels in the same order for it, so its step time is the
+    engine's fixed cost per step (Python, kernel calls, the cache bookkeeping): for the
+    4-layer models of :func:`calibration_spec`, 0.27 M parameters (1.1 MB in fp32) against their
+    tens of millions. The ``overhead`` to hold fixed when fitting η_F and η_W on the full model."""
+    if head_dim < 2 or head_dim % 2:
+        raise ValueError(f"head_dim must be an even number >= 2 (rotary embeddings pair the "
+                         f"dimensions), got {head_dim!r}")
+    h = spec.n_heads * head_dim
+    return dataclasses.replace(spec, name=f"{spec.name}-overhead", hidden=h, head_dim=head_dim, ffn=2 * h,
+                               vocab=min(spec.vocab, 1000),
+                               source=f"pdlib.calibrate.overhead_spec({spec.name}): {head_dim}-wide heads")
+
+
+def memcpy_bandwidth(device: str = "cpu", nbytes: int | None = None, repeats: int = 3):
+    """A plain memory copy's rate on ``device``: :func:`pdlib.microbench.copy` of an ``nbytes``
+    buffer (default 4 × :func:`last_level_cache`, so source and destination both live in
+    memory), in float32 on CPU (bfloat16/float16 on GPUs). Returns the
+    :class:`~pdlib.microbench.Measurement`; its ``bytes_per_s`` counts bytes read plus written
+    (``2 · nbytes / seconds``), as STREAM's copy does — the memory roof a calibrated η_W is set
+    against."""
+    import torch
+
+    from . import microbench
+    dev = microbench.pick_device(device)
+    size = 4 * last_level_cache(dev).bytes if nbytes is None else int(nbytes)
+    dt = microbench.default_dtype(dev)
+    elems = size // torch.empty((), dtype=dt).element_size()
+    return microbench.copy(max(elems, 1), dev, dt, repeats=repeats)

@@ -90,3 +90,29 @@ def test_engine_times_as_one_cost_model_give_the_same_step_times():
     # a model that already has a context term is not refitted on top of it (it would count twice)
     with pytest.raises(ValueError, match="context_seconds=0"):
         cal.calibrate_with_context(slow, [([(1, 1000)], 0.01), ([(1, 2000)], 0.02)])
+
+
+def test_overhead_model_has_the_kernels_without_the_work():
+    # the overhead model's step is the engine's fixed cost only if its own work is negligible:
+    # by the roofline, under 1% of the calibration model's bytes and FLOPs for a decode step
+    torch = pytest.importorskip("torch")
+    from pdlib import engine
+    big = cal.calibration_spec(32 * 2**20)                  # chapter 06's model on a 32 MiB L3
+    idle = cal.overhead_spec(big)
+    assert (idle.n_layers, idle.n_heads, idle.n_kv_heads) == (big.n_layers, big.n_heads, big.n_kv_heads)
+    roof = pdlib.hardware.gpu("A100-80GB")
+    a, b = (pdlib.CostModel(s, roof, dtype="fp32").decode(1, 128) for s in (idle, big))
+    assert a.bytes < 0.01 * b.bytes and a.flops < 0.01 * b.flops
+    with pytest.raises(ValueError, match="head_dim must be an even number"):
+        cal.overhead_spec(big, head_dim=3)
+    # measured: the same kernels, less time (the step of the big model also moves its weights)
+    steps = [[(1, 64)]]
+    (_, t_idle), = cal.measure_steps(engine.load(idle, dtype=torch.float32), steps, repeats=5)
+    (_, t_big), = cal.measure_steps(engine.load(big, dtype=torch.float32), steps, repeats=5)
+    assert 0 < t_idle < t_big
+
+
+def test_memcpy_bandwidth_counts_read_and_write():
+    pytest.importorskip("torch")
+    m = cal.memcpy_bandwidth("cpu", nbytes=8 * 2**20, repeats=2)
+    assert m.bytes == 2 * 8 * 2**20 and m.flops == 0 and m.bytes_per_s > 1e8

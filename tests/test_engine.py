@@ -246,3 +246,18 @@ def test_steady_allocator_stops_page_faults_in_a_step_loop():
     # measured here: 2,091 by default; 4 or 110 steady, depending on where the heap can grow
     assert per_step["default"] > 1000
     assert per_step["steady"] < per_step["default"] / 10
+
+
+def test_calibration_and_overhead_models_build_with_their_declared_sizes():
+    # chapter 06 calibrates on these: the engine must build them as their specs count them,
+    # and the 8-wide heads of the overhead model must still give schedule-independent tokens
+    from pdlib import calibrate as cal
+    big = cal.calibration_spec(8 * 2**20)                    # an 8 MiB cache: hidden 512
+    idle = cal.overhead_spec(big)
+    assert big.hidden == 512 and idle.hidden == 64 and idle.head_dim == 8
+    for spec in (big, idle):
+        m = engine.load(spec, dtype=torch.float32)
+        assert sum(p.numel() for p in m.parameters()) == spec.params
+    m = engine.load(idle, dtype=torch.float64, seed=2)
+    whole = engine.generate(m, PROMPTS, max_new_tokens=5)
+    assert engine.generate(m, PROMPTS, 5, chunk_size=3, token_budget=5) == whole
