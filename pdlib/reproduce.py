@@ -387,7 +387,7 @@ def compare(paper: float, ours: float, kind: str = "ratio", tol: float = REPRODU
 
     ``kind="ratio"``: the number compares two designs (a gain, "× tighter", a cost ratio); what
     is compared is its *effect* e = ln(x), so that 0.8× and 1.25× are equally large effects and 1×
-    is none. "reproduced" when e_ours has e_paper's sign and |e_ours / e_paper − 1| ≤ ``tol``;
+    is none. "reproduced" when e_ours has e_paper's sign and ``abs(e_ours / e_paper − 1) ≤ tol``;
     otherwise "same direction, smaller effect" / "same direction, larger effect" when the signs
     agree, "not reproduced" when they do not (or ours is exactly 1). ``tie=True`` (ours is within
     the measurement's own resolution of 1) gives "no effect within resolution".
