@@ -361,15 +361,7 @@ class CostModel:
     def decode_ridge_batch(self, context: float = 0.0) -> float:
         """Decode batch size at which compute time equals memory time (the batch where decode would
         turn compute-bound if KV memory allowed it), found by bisection on the continuous batch."""
-        lo, hi = 1.0, 1.0
-        while self.decode(hi, context).bound == "memory":
-            hi *= 2
-            if hi > 1e9:
-                return float("inf")
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if self.decode(mid, context).bound == "memory" else (lo, mid)
-        return hi
+        return _memory_bound_edge(lambda b: self.decode(b, context).bound == "memory")
 
     def prefill_ridge_tokens(self, context: float = 0.0) -> float:
         """Prompt length (new tokens in one prefill step) above which the prefill is compute-bound;
@@ -384,15 +376,7 @@ class CostModel:
         (295 · 0.6/0.8 ≈ 221 tokens for Llama-3.1-8B on an H100-SXM). FP8 on Hopper doubles F_mm
         and halves b: the same threshold. FP8 weight-only (A100) halves it."""
         L = float(_non_negative("context", context))
-        lo, hi = 1.0, 1.0
-        while self.prefill(hi, L).bound == "memory":
-            lo, hi = hi, hi * 2
-            if hi > 1e9:
-                return float("inf")
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if self.prefill(mid, L).bound == "memory" else (lo, mid)
-        return hi
+        return _memory_bound_edge(lambda n: self.prefill(n, L).bound == "memory")
 
     def with_(self, **changes) -> "CostModel":
         """A copy with some knobs changed, e.g. ``cm.with_(tp=8, flops_efficiency=0.5)``."""
@@ -460,6 +444,20 @@ def fitting_cost_model(model, gpu, tp: int = 1, max_tp: int = 8, **knobs) -> tup
         return cm, note
     raise ValueError(f"{first_error}. No tensor-parallel degree up to {degrees[-1]} fits either "
                      f"(one node holds 8 GPUs): use a smaller dtype (fp8) or a bigger GPU.")
+
+
+def _memory_bound_edge(memory_bound, limit: float = 1e9) -> float:
+    """The size x ≥ 1 (batch or tokens, continuous) where ``memory_bound(x)`` turns False: doubling
+    from 1 brackets it, 60 bisections pin it. ``inf`` when it stays memory-bound up to ``limit``."""
+    lo, hi = 1.0, 1.0
+    while memory_bound(hi):
+        lo, hi = hi, hi * 2
+        if hi > limit:
+            return float("inf")
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if memory_bound(mid) else (lo, mid)
+    return hi
 
 
 def _scalar(x):
