@@ -50,8 +50,9 @@ five more, each a field of :class:`CostModel` and a named part of :attr:`StepCos
   η_mm(rows of logits); MLA's context up-projection at η_F. Both default 0 (η_mm = η_F).
 * ``attention_efficiency`` η_A: the fraction of ``F_attn`` attention reaches (FlashAttention and
   paged decode kernels run far from the GEMMs' fraction: Sarathi-Serve's 1,024-token Yi-34B
-  prefill spends 13.7 ms in attention for 0.44 PFLOP per GPU, about 10% of an A100's peak). None
-  (default): η_F, as in the pure roofline.
+  prefill on two A100s spends 13.7 ms in attention for 0.45 TFLOP per GPU, 11% of the A100's peak —
+  osdi-experiments/table-2/results.csv, row 3, carried as :func:`pdlib.measurements.sarathi_mixed_batch`).
+  None (default): η_F, as in the pure roofline.
 * all-reduce latency + bandwidth: with ``allreduce_bandwidth`` set, each of the 2·n_layers
   all-reduces of a step takes ``allreduce_latency + bytes / allreduce_bandwidth`` (fitted to NCCL
   all-reduce times measured on the node, :func:`pdlib.calibrate.fit_allreduce`) instead of the
@@ -90,6 +91,8 @@ class StepCost:
     """Cost of one engine step (scalars, or arrays of the same shape for a sweep).
 
     Times are seconds on each GPU of the instance; ``flops`` and ``bytes`` are per GPU.
+    :attr:`breakdown` names the seconds of each term of the cost model (module docstring); they
+    sum to ``time``.
     """
 
     time: float | np.ndarray            # overhead + layer_time + max(compute, memory) + comm + context_time
