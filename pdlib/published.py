@@ -194,11 +194,15 @@ def _check_source(source: str) -> PublishedSource:
     return SOURCES[source]
 
 
-@functools.lru_cache(maxsize=None)
 def table(name: str) -> pd.DataFrame:
-    """A shipped table (``pdlib/data/<name>``, e.g. ``"vidur_layers.csv"``) as a DataFrame; its
+    """A shipped table (``pdlib/data/<name>``, e.g. ``"vidur_layers.csv"``) as a new DataFrame; its
     ``#`` header lines (source, commit, licence, rows kept) are skipped — read them with
-    :func:`table_header`. Returns a copy-safe cached frame: do not modify it."""
+    :func:`table_header`. Unknown names raise ValueError listing the shipped tables."""
+    return _table(name).copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _table(name: str) -> pd.DataFrame:
     files = sorted(p.name for p in resources.files("pdlib").joinpath("data").iterdir() if p.name.endswith(".csv"))
     if name not in files:
         raise ValueError(f"unknown table {name!r}; shipped: {', '.join(files)}")
