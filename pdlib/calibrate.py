@@ -22,6 +22,13 @@ lengths (:func:`decode_context_sweep`), an explicit extra ``context_seconds`` pe
 step, and returns an :class:`EngineTimes`: the calibrated CostModel plus that term and a
 measured serving-loop overhead per step.
 
+Published real-GPU measurements (A100, H100) calibrate the cost model's measured terms — per-step
+and per-layer fixed costs, GEMM efficiency by shard size, attention efficiency, the per-cached-token
+cost and the all-reduce — through :func:`from_published` (``source`` "splitwise", "vidur" or
+"sarathi", listed with citations by :func:`published_sources`); the machinery is
+:mod:`pdlib.published` (tables, fit and test rows, errors) and :mod:`pdlib.fitting`
+(:func:`fit_terms`, :func:`fit_allreduce`, which work on any measurements).
+
 η_W is a fraction of the *memory* bandwidth only when a step's weights come from memory; a model
 whose weights fit in the processor's last-level cache (a CPU's L3, a GPU's L2) is read from that
 cache. And every step of one model reads the same weights, so a fit that also fits the fixed
@@ -45,13 +52,16 @@ from typing import Sequence
 import numpy as np
 
 from .cost import CostModel
+from .fitting import Measurement, fit_allreduce, fit_terms
 from .hardware import GPU
 from .models import ModelSpec
+from .published import from_published, published_sources
 
 __all__ = ["calibrate", "predict", "relative_errors", "measure_steps", "device_as_gpu",
            "EngineTimes", "calibrate_with_context", "decode_context_sweep", "knobs_at_bounds",
            "CacheInfo", "last_level_cache", "read_sysfs_cache", "parse_cache_size", "DEFAULT_LLC_BYTES",
-           "SYSFS_CPU", "calibration_spec", "overhead_spec", "memcpy_bandwidth"]
+           "SYSFS_CPU", "calibration_spec", "overhead_spec", "memcpy_bandwidth", "from_published",
+           "published_sources", "fit_terms", "fit_allreduce", "Measurement"]
 
 Items = Sequence[tuple[int, int]]
 

@@ -26,11 +26,53 @@ reaches (documented defaults, fitted to measurements by calibration). ``context_
 e.g. an engine that copies the context before attending (see
 :func:`pdlib.calibrate.calibrate_with_context`).
 
+**Measured terms.** That is the pure roofline, and the default: every term below is off (0 or
+None) unless asked for, and with all of them off the numbers are bit for bit those of the formula
+above. Real engines measured on A100s and H100s (:func:`pdlib.calibrate.from_published`) need
+five more, each a field of :class:`CostModel` and a named part of :attr:`StepCost.breakdown`:
+
+* ``overhead`` (s per step): what a step costs however little it computes — the engine's CPU
+  work (scheduling, sampling, Python), launches not hidden behind the GPU.
+* ``layer_overhead`` (s per layer per step): the fixed latency of a decoder layer's ~9 kernels
+  (GEMMs, norms, rotary, activation, residual add) that no byte or FLOP explains; the step pays
+  ``n_layers · layer_overhead``.
+* GEMM efficiency by shard size: the matmuls of a step of n new tokens run at ::
+
+      η_mm(n) = η_F · n / (n + T½) · s / (s + s½),      s = h / tp (the hidden width per GPU)
+
+  ``gemm_half_tokens`` = T½ (tokens) and ``gemm_half_width`` = s½ (elements). A GEMM is computed
+  in output tiles spread over the GPU's SMs: with few token rows (small n) most of each tile's
+  rows are padding, and with a narrow weight shard (large tp) there are too few tiles to fill the
+  SMs, so the work reaches a fraction of peak that falls as n or s shrink and saturates at η_F.
+  The hyperbola is the simplest form with that shape (one parameter per cause, η_mm = η_F/2 at
+  n = T½ for wide shards), and its compute time ``C · (1 + T½/n) / η_F`` is the time of n + T½
+  tokens: a GEMM behaves as if it always computed T½ padding rows. The LM head runs at
+  η_mm(rows of logits); MLA's context up-projection at η_F. Both default 0 (η_mm = η_F).
+* ``attention_efficiency`` η_A: the fraction of ``F_attn`` attention reaches (FlashAttention and
+  paged decode kernels run far from the GEMMs' fraction: Sarathi-Serve's 1,024-token Yi-34B
+  prefill on two A100s spends 13.7 ms in attention for 0.45 TFLOP per GPU, 11% of the A100's peak —
+  osdi-experiments/table-2/results.csv, row 3, carried as :func:`pdlib.measurements.sarathi_mixed_batch`).
+  None (default): η_F, as in the pure roofline.
+* all-reduce latency + bandwidth: with ``allreduce_bandwidth`` set, each of the 2·n_layers
+  all-reduces of a step takes ``allreduce_latency + bytes / allreduce_bandwidth`` (fitted to NCCL
+  all-reduce times measured on the node, :func:`pdlib.calibrate.fit_allreduce`) instead of the
+  link formula of :func:`allreduce_time`.
+
+With them, for n = Σn new tokens and g rows of logits::
+
+    compute = 2·N_mm·n / (tp·F_mm·η_mm(n)) + 2·h·V·g / (tp·F_mm·η_mm(g)) + U·c / (tp·F_mm·η_F)
+              + attention / (tp·F_attn·η_A)
+    time    = overhead + n_layers·layer_overhead + max(compute, memory) + comm + context_seconds·ΣL
+
+and :attr:`StepCost.breakdown` splits ``time`` into ``per_step`` (overhead), ``per_layer``,
+``roofline`` (``max(compute at a flat η_F, memory)``), ``efficiency`` (what η_mm and η_A add on
+top of it), ``all_reduce`` and ``context``: seconds that sum to ``time``.
+
 Every public function accepts numpy arrays where it takes sizes, so sweeps are vectorized.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -49,10 +91,12 @@ class StepCost:
     """Cost of one engine step (scalars, or arrays of the same shape for a sweep).
 
     Times are seconds on each GPU of the instance; ``flops`` and ``bytes`` are per GPU.
+    :attr:`breakdown` names the seconds of each term of the cost model (module docstring); they
+    sum to ``time``.
     """
 
-    time: float | np.ndarray            # overhead + max(compute, memory) + comm + context_time
-    compute_time: float | np.ndarray    # matmul / (F_mm · η_F) + attention / (F_attn · η_F)
+    time: float | np.ndarray            # overhead + layer_time + max(compute, memory) + comm + context_time
+    compute_time: float | np.ndarray    # matmul / (F_mm · η_mm) + attention / (F_attn · η_A)
     memory_time: float | np.ndarray     # bytes / (W · η_W)
     comm_time: float | np.ndarray       # tensor-parallel all-reduces
     flops: float | np.ndarray           # FLOPs per GPU
@@ -60,6 +104,22 @@ class StepCost:
     new_tokens: float | np.ndarray      # Σ new tokens in the step
     overhead: float = 0.0
     context_time: float | np.ndarray = 0.0   # context_seconds · ΣL (0 for a pure roofline)
+    layer_time: float = 0.0                  # n_layers · layer_overhead (0 for a pure roofline)
+    efficiency_time: float | np.ndarray = 0.0  # max(compute, memory) − roofline_time
+    roofline_time: float | np.ndarray = 0.0    # max(compute at a flat η_F, memory)
+
+    @property
+    def breakdown(self) -> dict:
+        """The step's seconds by term, in waterfall order; they sum to :attr:`time` (to rounding):
+
+        ``per_step`` (overhead), ``per_layer`` (n_layers · layer_overhead), ``roofline``
+        (``max(compute at a flat η_F, memory)``: the pure roofline at this model's η_F and η_W),
+        ``efficiency`` (what GEMM efficiency by shard size and attention efficiency add to it),
+        ``all_reduce`` (tensor-parallel communication) and ``context`` (context_seconds · ΣL).
+        Scalars or arrays, as the step's times are."""
+        return {"per_step": self.overhead, "per_layer": self.layer_time, "roofline": self.roofline_time,
+                "efficiency": self.efficiency_time, "all_reduce": self.comm_time,
+                "context": self.context_time}
 
     @property
     def bound(self):
@@ -165,7 +225,25 @@ class CostModel:
         Extra seconds per cached token per step, outside the roofline: what an engine pays to
         reach its context beyond streaming the KV bytes once (a gather copy, small strided
         reads). Default 0 (attention reads the cache in place at η_W); fitted by
-        :func:`pdlib.calibrate.calibrate_with_context`.
+        :func:`pdlib.calibrate.calibrate_with_context` and :func:`pdlib.calibrate.from_published`.
+    layer_overhead:
+        Fixed seconds per decoder layer per step (the layer's kernel latencies); the step pays
+        ``n_layers · layer_overhead``. Default 0.
+    gemm_half_tokens, gemm_half_width:
+        T½ (tokens) and s½ (elements of hidden width per GPU) of the GEMM efficiency
+        ``η_mm(n) = η_F · n/(n + T½) · s/(s + s½)`` with ``s = hidden / tp`` (module docstring).
+        Default 0 and 0: every matmul at η_F.
+    attention_efficiency:
+        η_A in (0, 1], the fraction of the attention peak attention reaches; None (default): η_F.
+    allreduce_latency, allreduce_bandwidth:
+        Seconds and bytes/s of one all-reduce fitted to measured collectives,
+        ``time = latency + bytes / bandwidth`` for the ``tp`` GPUs of the instance (see
+        :func:`pdlib.calibrate.fit_allreduce`). None (default): the link formula of
+        :func:`allreduce_time` over ``comm_link``. A latency needs a bandwidth.
+    calibration:
+        Where the measured terms come from, in words (set by :func:`pdlib.calibrate.from_published`);
+        "" for a hand-set or pure roofline model. Not compared: two models with the same terms
+        are equal whatever their note.
     """
 
     model: ModelSpec
@@ -180,6 +258,13 @@ class CostModel:
     mem_utilization: float = 0.9
     context_seconds: float = 0.0
     attention_dtype: str = "bf16"
+    layer_overhead: float = 0.0
+    gemm_half_tokens: float = 0.0
+    gemm_half_width: float = 0.0
+    attention_efficiency: float | None = None
+    allreduce_latency: float | None = None
+    allreduce_bandwidth: float | None = None
+    calibration: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", mdl.get(self.model))
@@ -209,6 +294,24 @@ class CostModel:
         if not self.context_seconds >= 0:
             raise ValueError(f"context_seconds must be >= 0 seconds per cached token, got "
                              f"{self.context_seconds!r}")
+        for knob, unit in (("layer_overhead", "seconds per layer"), ("gemm_half_tokens", "tokens"),
+                           ("gemm_half_width", "elements")):
+            v = getattr(self, knob)
+            if not (isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v) and v >= 0):
+                raise ValueError(f"{knob} must be >= 0 {unit} and finite, got {v!r}")
+        if self.attention_efficiency is not None and not 0 < self.attention_efficiency <= 1:
+            raise ValueError(f"attention_efficiency must be in (0, 1] or None, got "
+                             f"{self.attention_efficiency!r}")
+        if self.allreduce_bandwidth is None:
+            if self.allreduce_latency is not None:
+                raise ValueError("allreduce_latency needs allreduce_bandwidth (bytes/s): a fitted "
+                                 "all-reduce is latency + bytes / bandwidth")
+        else:
+            if not (np.isfinite(self.allreduce_bandwidth) and self.allreduce_bandwidth > 0):
+                raise ValueError(f"allreduce_bandwidth must be > 0 bytes/s, got {self.allreduce_bandwidth!r}")
+            lat = 0.0 if self.allreduce_latency is None else self.allreduce_latency
+            if not (np.isfinite(lat) and lat >= 0):
+                raise ValueError(f"allreduce_latency must be >= 0 seconds, got {self.allreduce_latency!r}")
         if self.free_kv_bytes <= 0:
             raise ValueError(
                 f"{m.name} does not fit: {self.weight_bytes_per_gpu / 1e9:.1f} GB of {self.dtype} "
@@ -292,33 +395,100 @@ class CostModel:
             compute   = matmul / (tp·F_mm·η_F) + attention / (tp·F_attn·η_F)
             memory    = ((weights read(Σn) + a·Σn) / tp + k·(ΣL + Σn)) / (W·η_W)
             time      = overhead + max(compute, memory) + comm(Σn) + context_seconds·ΣL
+
+        With measured terms (module docstring) the matmuls run at η_mm, attention at η_A, and
+        the step adds ``n_layers · layer_overhead``; comm(Σn) is the fitted all-reduce when set.
         """
         m, tp = self.model, self.tp
         T = np.asarray(new_tokens, dtype=np.float64)
         L = np.asarray(context_tokens, dtype=np.float64)
         pairs = np.asarray(attn_pairs, dtype=np.float64)
         logits = np.asarray(n_items if logits is None else logits, dtype=np.float64)
-        matmul = 2.0 * m.matmul_params * T + 2.0 * m.hidden * m.vocab * logits
+        body = 2.0 * m.matmul_params * T
+        head = 2.0 * m.hidden * m.vocab * logits
+        matmul = body + head
         attention = m.attention_flops_per_pair * pairs
+        upproj = 0.0
         if m.attention == "mla":
             d, c = mla_split(n_items, T, L, pairs, decode_pairs, chunk_context)
-            matmul = matmul + m.context_upprojection_flops_per_token * c
+            upproj = m.context_upprojection_flops_per_token * c
+            matmul = matmul + upproj
             attention = attention + (m.decode_attention_flops_per_pair - m.attention_flops_per_pair) * d
         flops = (matmul + attention) / tp
         kv = self.kv_bytes_per_token
         bytes_ = (m.step_weight_bytes(T, self.dtype) / tp
                   + kv * (L + T)
                   + m.activation_bytes_per_token(self.dtype) * T / tp)
-        compute = (matmul / (tp * self.matmul_peak * self.flops_efficiency)
-                   + attention / (tp * self.attention_peak * self.flops_efficiency))
+        flat = (matmul / (tp * self.matmul_peak * self.flops_efficiency)
+                + attention / (tp * self.attention_peak * self.flops_efficiency))
         memory = bytes_ / (self.gpu.mem_bw * self.bw_efficiency)
+        roof = np.maximum(flat, memory)
+        if self.is_pure_compute:
+            compute, efficiency = flat, 0.0
+        else:
+            mm = tp * self.matmul_peak
+            eta_a = self.flops_efficiency if self.attention_efficiency is None else self.attention_efficiency
+            compute = (body / (mm * self.gemm_efficiency(np.maximum(T, 1.0)))
+                       + head / (mm * self.gemm_efficiency(np.maximum(logits, 1.0)))
+                       + upproj / (mm * self.flops_efficiency)
+                       + attention / (tp * self.attention_peak * eta_a))
+            efficiency = np.maximum(compute, memory) - roof
         msg = T * m.hidden * mdl.dtype_bytes(self.dtype)
-        comm = 2 * m.n_layers * allreduce_time(msg, tp, self.comm_link)
+        comm = 2 * m.n_layers * self.allreduce_seconds(msg)
         context = self.context_seconds * L
-        time = self.overhead + np.maximum(compute, memory) + comm + context
+        layers = m.n_layers * self.layer_overhead
+        time = self.overhead + layers + roof + efficiency + comm + context
         return StepCost(time=_scalar(time), compute_time=_scalar(compute), memory_time=_scalar(memory),
                         comm_time=_scalar(comm), flops=_scalar(flops), bytes=_scalar(bytes_),
-                        new_tokens=_scalar(T), overhead=self.overhead, context_time=_scalar(context))
+                        new_tokens=_scalar(T), overhead=self.overhead, context_time=_scalar(context),
+                        layer_time=float(layers), efficiency_time=_scalar(efficiency),
+                        roofline_time=_scalar(roof))
+
+    # ------------------------------------------------------------------ measured terms
+    @property
+    def is_pure_compute(self) -> bool:
+        """True when every matmul runs at η_F and attention too (``gemm_half_tokens``,
+        ``gemm_half_width`` 0 and ``attention_efficiency`` None): the compute roof is the pure
+        roofline's, computed by the very same expression."""
+        return (self.gemm_half_tokens == 0 and self.gemm_half_width == 0
+                and self.attention_efficiency is None)
+
+    def gemm_efficiency(self, tokens):
+        """η_mm(n) = η_F · n/(n + T½) · s/(s + s½), s = hidden / tp: the fraction of the matmul peak
+        a GEMM over ``tokens`` rows reaches on one GPU's shard (array-friendly; η_F when T½ = s½ = 0)."""
+        n = np.asarray(tokens, dtype=np.float64)
+        s = self.model.hidden / self.tp
+        return _scalar(self.flops_efficiency * n / (n + self.gemm_half_tokens)
+                       * (s / (s + self.gemm_half_width)))
+
+    def allreduce_seconds(self, nbytes):
+        """Seconds of one all-reduce of ``nbytes`` among the instance's ``tp`` GPUs: 0 at tp = 1;
+        ``allreduce_latency + nbytes / allreduce_bandwidth`` when fitted; otherwise
+        :func:`allreduce_time` over ``comm_link``."""
+        if self.allreduce_bandwidth is None or self.tp <= 1:
+            return allreduce_time(nbytes, self.tp, self.comm_link)
+        lat = 0.0 if self.allreduce_latency is None else self.allreduce_latency
+        return lat + np.asarray(nbytes, dtype=np.float64) / self.allreduce_bandwidth
+
+    def layer_kernel_time(self, tokens):
+        """Seconds of one decoder layer's kernels other than attention's core — the QKV, output
+        and MLP GEMMs, norms, rotary embedding, activation and residual add — on one GPU of the
+        instance, for a step of ``tokens`` new tokens (array-friendly)::
+
+            layer_overhead + max(2·N_l·n / (tp·F_mm·η_mm(n)), (b·N_l + a_l·n) / (tp·W·η_W))
+
+        with N_l = ``matmul_params / n_layers`` (the mean layer), a_l the activation bytes per
+        token of one layer and b the bytes per weight. This is the quantity Vidur profiles per
+        operator (the sum of its per-layer operator times); the same terms, times ``n_layers``,
+        are the layers' share of :meth:`cost` (which adds the LM head, attention, KV bytes,
+        all-reduces and the per-step overhead)."""
+        m, tp = self.model, self.tp
+        n = _positive("tokens", tokens)
+        per = m.matmul_params / m.n_layers
+        compute = 2.0 * per * n / (tp * self.matmul_peak * self.gemm_efficiency(n))
+        memory = ((per * mdl.dtype_bytes(self.dtype) + m.activation_bytes_per_token(self.dtype) / m.n_layers * n)
+                  / (tp * self.gpu.mem_bw * self.bw_efficiency))
+        return _scalar(self.layer_overhead + np.maximum(compute, memory))
 
     # ------------------------------------------------------------------ convenient forms
     def step(self, items: Iterable[Sequence[int]] | np.ndarray) -> StepCost:
@@ -379,13 +549,37 @@ class CostModel:
         return _memory_bound_edge(lambda n: self.prefill(n, L).bound == "memory")
 
     def with_(self, **changes) -> "CostModel":
-        """A copy with some knobs changed, e.g. ``cm.with_(tp=8, flops_efficiency=0.5)``."""
+        """A copy with some knobs changed, e.g. ``cm.with_(tp=8, flops_efficiency=0.5)``.
+
+        A fitted all-reduce (``allreduce_latency``, ``allreduce_bandwidth``) belongs to the tp it
+        was measured at and is kept as it is; for another tp of a published calibration ask
+        :func:`pdlib.calibrate.from_published` again."""
         return replace(self, **changes)
+
+    #: The fields :meth:`knobs` returns: everything but the model, GPU, tp and dtypes.
+    KNOBS = ("flops_efficiency", "bw_efficiency", "overhead", "context_seconds", "layer_overhead",
+             "gemm_half_tokens", "gemm_half_width", "attention_efficiency", "allreduce_latency",
+             "allreduce_bandwidth", "calibration")
+
+    def knobs(self) -> dict:
+        """The efficiency and measured-term fields as a dict (:attr:`KNOBS`), e.g. to give the
+        simulator a calibrated model's terms: ``pdlib.sim.colocated(..., cost_kwargs=cm.knobs())``
+        (same tp, so the fitted all-reduce still applies)."""
+        return {k: getattr(self, k) for k in self.KNOBS}
 
     def __repr__(self) -> str:
         extra = (f", context={self.context_seconds * 1e9:g} ns/token" if self.context_seconds else "")
         if str(self.attention_dtype).lower() != "bf16":
             extra += f", attention in {self.attention_dtype}"
+        if self.layer_overhead:
+            extra += f", per layer={self.layer_overhead * 1e6:.3g} µs"
+        if self.gemm_half_tokens or self.gemm_half_width:
+            extra += f", GEMM T½={self.gemm_half_tokens:.3g} tokens s½={self.gemm_half_width:.3g}"
+        if self.attention_efficiency is not None:
+            extra += f", η_A={self.attention_efficiency:.3g}"
+        if self.allreduce_bandwidth is not None:
+            extra += (f", all-reduce {(self.allreduce_latency or 0) * 1e6:.3g} µs + bytes/"
+                      f"{self.allreduce_bandwidth / 1e9:.3g} GB/s")
         return (f"CostModel({self.model.name} on {self.tp}×{self.gpu.name}, {self.dtype}, "
                 f"η_F={self.flops_efficiency}, η_W={self.bw_efficiency}, overhead={self.overhead * 1e3:g} ms"
                 f"{extra})")

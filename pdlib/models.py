@@ -417,8 +417,11 @@ def _get(cfg: Mapping[str, Any], *keys, default=None):
 def from_hf_config(cfg: Mapping[str, Any], name: str | None = None, source: str = "") -> ModelSpec:
     """Build a :class:`ModelSpec` from a Hugging Face ``config.json`` dictionary.
 
-    Understands the ``model_type`` values llama, mistral, mixtral, qwen2, qwen3, deepseek_v2,
-    deepseek_v3, gpt2 and opt; other Llama-like configs work when they use the Llama field names.
+    Understands the ``model_type`` values llama, mistral, mixtral, qwen (v1), qwen2, qwen3,
+    deepseek_v2, deepseek_v3, gpt2, opt, bloom, phi and internlm; other Llama-like configs work when
+    they use the Llama field names. Approximations: phi's one LayerNorm per (parallel) block is
+    counted as two, BLOOM's embedding LayerNorm and phi's LM-head bias are left out (each under
+    0.01% of the parameters); ALiBi (BLOOM) and partial rotary (phi) do not change a step's cost.
     """
     mt = str(cfg.get("model_type", "llama")).lower()
     name = name or cfg.get("_name_or_path") or mt
@@ -443,6 +446,22 @@ def from_hf_config(cfg: Mapping[str, Any], name: str | None = None, source: str 
                          tied_embeddings=bool(_get(cfg, "tie_word_embeddings", default=True)),
                          linear_bias=True, learned_positions=pos + 2,   # OPT offsets positions by 2
                          max_context=pos, source=source, hf_config=dict(cfg))
+    if mt == "bloom":
+        h, heads = cfg["hidden_size"], cfg["n_head"]
+        return ModelSpec(name=name, n_layers=cfg["n_layer"], hidden=h, n_heads=heads, n_kv_heads=heads,
+                         head_dim=h // heads, ffn=4 * h, vocab=cfg["vocab_size"], mlp="gelu",
+                         norm="layernorm", tied_embeddings=bool(_get(cfg, "tie_word_embeddings", default=True)),
+                         linear_bias=True, max_context=_get(cfg, "seq_length", default=2048),
+                         source=source, hf_config=dict(cfg))
+    if mt == "qwen":                       # Qwen (v1): fused w1/w2, so intermediate_size = 2 · ffn
+        h, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+        return ModelSpec(name=name, n_layers=cfg["num_hidden_layers"], hidden=h, n_heads=heads,
+                         n_kv_heads=heads, head_dim=_get(cfg, "kv_channels", default=h // heads),
+                         ffn=cfg["intermediate_size"] // 2, vocab=cfg["vocab_size"], qkv_bias=True,
+                         tied_embeddings=bool(_get(cfg, "tie_word_embeddings", default=False)),
+                         max_context=_get(cfg, "seq_length", "max_position_embeddings", default=8192),
+                         rope_theta=float(_get(cfg, "rotary_emb_base", default=10000.0)),
+                         source=source, hf_config=dict(cfg))
     heads = cfg["num_attention_heads"]
     h = cfg["hidden_size"]
     common = dict(
@@ -456,8 +475,10 @@ def from_hf_config(cfg: Mapping[str, Any], name: str | None = None, source: str 
     )
     if mt in ("qwen2", "qwen2_moe"):
         common["qkv_bias"] = True
-    elif cfg.get("attention_bias"):
+    elif cfg.get("attention_bias") or (mt == "internlm" and cfg.get("bias")):
         common["qkv_bias"] = True
+    if mt == "phi":                        # phi-2: GELU MLP (fc1, fc2), LayerNorm, biases everywhere
+        common.update(mlp="gelu", norm="layernorm", linear_bias=True)
     if mt in ("mistral", "mixtral", "qwen2") and cfg.get("sliding_window") and \
             not (mt == "qwen2" and not cfg.get("use_sliding_window", False)):
         common["sliding_window"] = int(cfg["sliding_window"])
@@ -524,6 +545,42 @@ _CATALOG_CONFIGS: dict[str, tuple[dict, str]] = {
                          max_position_embeddings=163840),
                     _HF.format("deepseek-ai/DeepSeek-V3")),
     "Yi-34B": (_llama(60, 7168, 56, 8, 20480, 64000, 5e6, 4096), _HF.format("01-ai/Yi-34B")),
+    # models of the published measurement sets (pdlib.calibrate.from_published)
+    "Llama-3-8B": (_llama(32, 4096, 32, 8, 14336, 128256, 5e5, 8192),
+                   _HF.format("meta-llama/Meta-Llama-3-8B") + "; shape as Vidur profiled it "
+                   "(data/profiling/compute/*/meta-llama/Meta-Llama-3-8B/mlp.csv); rope_theta 5e5 and "
+                   "8,192 positions from Meta's model card, the config.json itself not read here"),
+    "Llama-3-70B": (_llama(80, 8192, 64, 8, 28672, 128256, 5e5, 8192),
+                    _HF.format("meta-llama/Meta-Llama-3-70B") + "; shape as Vidur profiled it; "
+                    "rope_theta 5e5 and 8,192 positions from Meta's model card, the config.json itself "
+                    "not read here"),
+    "CodeLlama-34B": (_llama(48, 8192, 64, 8, 22016, 32000, 1e6, 16384),
+                      _HF.format("codellama/CodeLlama-34b-Instruct-hf") + "; layers, heads, KV heads, "
+                      "hidden and intermediate size as in Vidur's CodeLlama34BModelConfig "
+                      "(vidur/config/model_config.py) and profile; vocab 32,000, rope_theta 1e6 and "
+                      "16,384 positions from the Code Llama paper (arXiv:2308.12950), not confirmed "
+                      "against the config.json here"),
+    "Qwen-72B": (dict(model_type="qwen", num_hidden_layers=80, hidden_size=8192, num_attention_heads=64,
+                      intermediate_size=49152, vocab_size=152064, kv_channels=128, seq_length=32768,
+                      rotary_emb_base=1000000),
+                 _HF.format("Qwen/Qwen-72B") + "; fields as in Vidur's Qwen72BModelConfig "
+                 "(vidur/config/model_config.py: 80 layers, 64 query and 64 KV heads, 8,192 wide, MLP "
+                 "24,576, vocab 152,064, bias on QKV) and profile; intermediate_size 49,152 = 2 × 24,576 "
+                 "as Qwen v1 configs count their fused w1/w2, seq_length and rotary_emb_base not "
+                 "confirmed against the config.json here"),
+    "InternLM-20B": (dict(_llama(60, 5120, 40, 40, 13824, 103168, 10000.0, 4096), model_type="internlm",
+                          bias=False),
+                     _HF.format("internlm/internlm-20b") + " (fields as quoted from it: 60 layers, "
+                     "5,120 wide, 40 heads, intermediate 13,824, vocab 103,168, bias false; shapes match "
+                     "Vidur's profile)"),
+    "phi-2": (dict(_llama(32, 2560, 32, 32, 10240, 51200, 10000.0, 2048), model_type="phi",
+                   partial_rotary_factor=0.4, hidden_act="gelu_new"),
+              _HF.format("microsoft/phi-2")),
+    "BLOOM-176B": (dict(model_type="bloom", n_layer=70, hidden_size=14336, n_head=112, vocab_size=250880,
+                        seq_length=2048),
+                   _HF.format("bigscience/bloom") + " (n_layer 70, hidden_size 14,336, n_head 112, vocab "
+                   "250,880; MLP 4 × hidden, tied embeddings, ALiBi: the BLOOM architecture); Splitwise's "
+                   "other profiled model"),
     "OPT-13B": (_opt(40, 5120, 40), _HF.format("facebook/opt-13b")),
     "OPT-66B": (_opt(64, 9216, 72), _HF.format("facebook/opt-66b")),
     "OPT-175B": (_opt(96, 12288, 96), "Zhang et al. 2022, OPT: Open Pre-trained Transformer "
@@ -540,6 +597,8 @@ OFFICIAL_PARAMS: dict[str, float] = {
     "Llama-3.1-8B": 8.03e9, "Llama-3.1-70B": 70.6e9, "Llama-3.1-405B": 405.9e9,
     "Mistral-7B-v0.1": 7.24e9, "Mixtral-8x7B": 46.7e9, "Qwen2.5-7B": 7.62e9, "Qwen2.5-72B": 72.7e9,
     "Yi-34B": 34.4e9,
+    "Llama-3-8B": 8.03e9, "Llama-3-70B": 70.6e9, "CodeLlama-34B": 33.7e9, "Qwen-72B": 72e9,
+    "InternLM-20B": 20e9, "phi-2": 2.78e9, "BLOOM-176B": 176.247e9,
     "DeepSeek-V3": 671e9, "OPT-13B": 13e9, "OPT-66B": 66e9, "OPT-175B": 175e9,
 }
 
