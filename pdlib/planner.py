@@ -44,7 +44,7 @@ instances prefill short prompts themselves, when the simulator supports ``local_
 Analyses built on sweeps: :func:`slo_map` (TaiChi's TTFT × TPOT map of winners),
 :func:`phase_diagram` and its wrappers :func:`ratio_model_diagram` and
 :func:`prompt_link_diagram`, :func:`burstiness_sweep` (Gamma arrivals), :func:`cost_table`
-(USD per million tokens); chapter 08's setup is :data:`HEAD_TO_HEAD` with
+(USD per million tokens); chapter 09's setup is :data:`HEAD_TO_HEAD` with
 :func:`head_to_head_candidates`, :func:`head_to_head_workload` and :func:`head_to_head_sweep`.
 
 **The KV link.** Disaggregated units move each request's KV after its prefill ends
@@ -990,11 +990,11 @@ def burstiness_sweep(candidates: Sequence[Candidate], per_gpu_rate: float,
     can differ from the next several-fold. Column ``bursts`` counts them: the arrival clusters,
     a new one starting at every gap longer than the mean gap ``1 / rate`` (summed over seeds; about
     ``0.37 · n`` per seed for Poisson, far fewer for cv ≫ 1). Trust a tail only when ``bursts`` is
-    in the tens or more; raise ``n`` or ``n_seeds`` otherwise. Measured on chapter 08's
+    in the tens or more; raise ``n`` or ``n_seeds`` otherwise. Measured on chapter 09's
     prefill-priority tp4 unit at cv 9 and 300 requests, P99 TPOT ÷ a lone decode step: one seed at a
     time 14–83 over seeds 0–5 (12–14 bursts each); 3 seeds pooled 21–47 over six disjoint triples;
     8 seeds pooled 30–36 over three disjoint octets. Each extra seed costs one more simulation per
-    cell; the default of 3 keeps chapter 08's cell at a few seconds.
+    cell; the default of 3 keeps chapter 09's cell at a few seconds.
 
     Baseline: ``decode_step_s``, one decode step of a lone request at context prompt + output/2
     (mean lengths) on the decode GPU — the TPOT with no batching and no interference. Columns:
@@ -1068,7 +1068,7 @@ def cost_table(p: Plan, output_tokens: float, archs: Iterable[str] | None = None
 
 
 # ---------------------------------------------------------------- the book's head-to-head setup
-#: Chapter 08's setup: Llama-3.1-70B on H100-SXM, request lengths of the Azure conversation trace
+#: Chapter 09's setup: Llama-3.1-70B on H100-SXM, request lengths of the Azure conversation trace
 #: (:func:`pdlib.workload.named` "azure-conv"), a chat SLO of TTFT ≤ 1 s and TPOT ≤ 50 ms at 90%
 #: attainment, a budget of 16 GPUs (two 8-GPU HGX nodes), KV over one 400 Gb/s InfiniBand NIC
 #: per GPU. The SLO is a typical interactive-chat target, not a number from a paper.
@@ -1079,7 +1079,7 @@ HEAD_TO_HEAD = {"model": "Llama-3.1-70B", "gpu": "H100-SXM", "workload": "azure-
 
 def head_to_head_candidates(model: str = HEAD_TO_HEAD["model"], gpu: str = HEAD_TO_HEAD["gpu"],
                             link: str = HEAD_TO_HEAD["link"], conditional: bool = True) -> list[Candidate]:
-    """Chapter 08's candidates: colocated tp4 (prefill-priority, chunked 256 and 1,024 tokens) and
+    """Chapter 09's candidates: colocated tp4 (prefill-priority, chunked 256 and 1,024 tokens) and
     tp8 (chunked 512); disaggregated with tp4 prefill instances: 1P1D and 2P1D with tp4 decode
     instances, 2P1D with a tp8 decode instance (16 GPUs); and, when ``conditional`` and the
     simulator supports it, conditional 1P1D tp4/tp4 prefilling prompts of ≤ 1,024 tokens on the
@@ -1105,7 +1105,7 @@ def head_to_head_workload(n: int = 300, seed: int = 0, workload: str = HEAD_TO_H
 
 def head_to_head_sweep(candidates: Sequence[Candidate] | None = None, n: int = 300,
                        progress: bool = False) -> Sweep:
-    """Chapter 08's sweep: :func:`head_to_head_candidates` (or ``candidates``) on
+    """Chapter 09's sweep: :func:`head_to_head_candidates` (or ``candidates``) on
     :func:`head_to_head_workload` (``n`` requests), five rates per unit from 0.15× to 1.5× its
     :func:`capacity_estimate`, stopping where even TTFT ≤ 8 s and TPOT ≤ 150 ms fail half the
     requests, plus two bisection steps around the crossing of the chapter's SLO."""

@@ -33,7 +33,7 @@ __all__ = ["DISTSERVE_SLO", "DISTSERVE_PAPER", "SPLITWISE_PAPER", "distserve_pre
            "config_name", "config_price", "cost_per_million_tokens", "xpyd_goodput", "xpyd_search",
            "distserve_example", "pd_ratio_sweep", "pool_growth", "decode_hardware",
            "decode_tpot_table",
-           # chapter 09: the papers reproduced
+           # chapter 10: the papers reproduced
            "DISTSERVE_SLO_SCALE_PAPER", "SARATHI_PAPER", "MOONCAKE_PAPER", "SPLITWISE_SLO",
            "REPRODUCED_TOL", "compare",
            "scale_at_attainment", "distserve_slo_scale", "without_sliding_window",
@@ -321,7 +321,7 @@ def decode_hardware(pairs: Sequence[tuple[str, str]] = (("A100-80GB", "A100-80GB
 
 
 # ================================================================================================
-# Chapter 09, "Reproducing the papers": one function per published result beyond DistServe's
+# Chapter 10, "Reproducing the papers": one function per published result beyond DistServe's
 # example. Each returns the numbers the chapter plots; paper numbers sit in named constants.
 # ================================================================================================
 

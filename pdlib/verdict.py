@@ -3,7 +3,7 @@ arithmetic of what comes next (long contexts, CXL, KV pools and prefix caches, h
 
 The book started from an article arguing that prefill–decode (PD) disaggregation pays only in
 corner cases and that chunked prefill would dominate. Its argument has nine checkable claims,
-:data:`ARTICLE_CLAIMS`: the book's one numbering of them, which the introduction and chapter 10
+:data:`ARTICLE_CLAIMS`: the book's one numbering of them, which the introduction and chapter 11
 both print with :func:`claim_list_markdown` (so the two lists cannot differ). One function per
 claim computes what pdlib can compute about it, sets the numbers beside published evidence (a
 citation in a named constant), and applies a *stated rule* to decide the verdict, so the verdict
@@ -71,7 +71,7 @@ VERDICTS: dict[str, str] = {
 }
 
 #: The nine claims of the source article, paraphrased, in the order its argument makes them: the
-#: book's one numbering (the introduction and chapter 10 print this list, :func:`claim_list_markdown`).
+#: book's one numbering (the introduction and chapter 11 print this list, :func:`claim_list_markdown`).
 ARTICLE_CLAIMS: dict[int, str] = {
     1: "Prefill is compute-bound and decode is memory-bandwidth-bound.",
     2: "Splitwise and DistServe are systems that split prefill and decode onto different machines.",
@@ -85,11 +85,11 @@ ARTICLE_CLAIMS: dict[int, str] = {
 }
 
 #: The chapters (notebook names) whose arithmetic, simulations or measurements bear on each claim;
-#: chapter 10 gathers all nine.
+#: chapter 11 gathers all nine.
 CLAIM_CHAPTERS: dict[int, tuple[str, ...]] = {
     1: ("01_two_phases",), 2: ("05_pd_disaggregation",), 3: ("01_two_phases", "05_pd_disaggregation"),
-    4: ("05_pd_disaggregation", "08_head_to_head"), 5: ("02_kv_cache",), 6: ("02_kv_cache",),
-    7: ("02_kv_cache", "08_head_to_head"), 8: ("04_chunked_prefill",), 9: ("08_head_to_head",),
+    4: ("05_pd_disaggregation", "09_head_to_head"), 5: ("02_kv_cache",), 6: ("02_kv_cache",),
+    7: ("02_kv_cache", "09_head_to_head"), 8: ("04_chunked_prefill",), 9: ("09_head_to_head",),
 }
 
 # ------------------------------------------------------------------------------ evidence
@@ -713,7 +713,7 @@ def all_claims(*, distserve: dict | None = None, hybrid: dict | None = None,
             claim7_when_pd_pays(), claim8_chunked_prefill(), claim9_forecast(hybrid=hybrid)]
 
 
-#: The settings with which the book judges the claims (the introduction and chapter 10 alike):
+#: The settings with which the book judges the claims (the introduction and chapter 11 alike):
 #: claim 4's DistServe example with 400 requests per simulation and deployments of up to 3 GPUs.
 BOOK_CLAIM_SETTINGS: dict = {"distserve_n": 400, "distserve_max_gpus": 3}
 
@@ -721,8 +721,8 @@ BOOK_CLAIM_SETTINGS: dict = {"distserve_n": 400, "distserve_max_gpus": 3}
 def book_claims(*, distserve: dict | None = None, hybrid: dict | None = None,
                 progress: bool = False) -> list[Claim]:
     """:func:`all_claims` with the book's settings (:data:`BOOK_CLAIM_SETTINGS`): what the
-    introduction and chapter 10 print. ``distserve``: a precomputed
-    :func:`pdlib.reproduce.distserve_example` run with those settings, so chapter 10 can reuse its
+    introduction and chapter 11 print. ``distserve``: a precomputed
+    :func:`pdlib.reproduce.distserve_example` run with those settings, so chapter 11 can reuse its
     own (its xPyD configurations are checked against ``distserve_max_gpus``; the request count is
     not recorded in the result, so pass only a run made with ``distserve_n``); ``hybrid``: claim
     9's evidence (it does not change any verdict)."""
@@ -742,7 +742,7 @@ def book_claims(*, distserve: dict | None = None, hybrid: dict | None = None,
 def claim_list_markdown(claims: Iterable[Claim] | None = None, *, verdicts: bool = True) -> str:
     """The article's claims as a numbered Markdown list, in :data:`ARTICLE_CLAIMS`' one numbering:
     ``1. <claim> — **<verdict>**`` (without the verdict when ``verdicts`` is False; ``claims`` are
-    then not needed). The introduction and chapter 10 both print this list, so they cannot number
+    then not needed). The introduction and chapter 11 both print this list, so they cannot number
     or word the claims differently. Plain CommonMark (numbered list, bold), safe in any renderer."""
     if verdicts:
         cs = {c.number: c for c in (book_claims() if claims is None else claims)}

@@ -160,7 +160,7 @@ def test_tbt_capacity_is_sarathi_serves_capacity():
 
 
 def test_chapter_04_and_09_quote_the_same_capacities():
-    # chapter 04 shows the ShareGPT column of chapter 09's Mistral-7B grid: the same runs
+    # chapter 04 shows the ShareGPT column of chapter 10's Mistral-7B grid: the same runs
     grid = rp.sarathi_capacity("Mistral-7B-v0.1")["table"]
     one = rp.sarathi_capacity("Mistral-7B-v0.1", datasets=("openchat_sharegpt4",))["table"]
     col = grid[grid.dataset == "openchat_sharegpt4"].reset_index(drop=True)

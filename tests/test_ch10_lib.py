@@ -1,69 +1,39 @@
-"""Chapter 10 library parts: the exercise checkers (ch10), and the hybrid and prefix-caching
-simulations behind the chapter (pdlib.verdict)."""
+"""Chapter 10 exercise checkers: the solutions pass, plausible wrong answers fail."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from pdlib import CostModel, kv_transfer_time
-from pdlib import verdict as V
+from pdlib import models, workload
+from pdlib import reproduce as rp
 from pdlib.exercises import check, ids
 
 
-def test_ch10_exercises_registered_and_checked():
-    assert {"ch10.kv_1m_fp8", "ch10.claim5_fp8", "ch10.prefix_load_speedup"} <= set(ids())
-    assert check("ch10.kv_1m_fp8", None).ok is None
-    # 1,048,576 × 2 × 80 × 8 × 128 × 1 byte = 171.8 GB
-    kv = 1_048_576 * 2 * 80 * 8 * 128 / 1e9
-    assert check("ch10.kv_1m_fp8", kv).ok
-    assert not check("ch10.kv_1m_fp8", 2 * kv).ok              # stored in bf16 by mistake
-    assert check("ch10.claim5_fp8", "holds").ok
-    assert not check("ch10.claim5_fp8", "about right").ok
-    assert not check("ch10.claim5_fp8", "fine").ok             # not an allowed verdict
-    speedup = (CostModel("Llama-3.1-70B", "H100-SXM", tp=8).prefill(32768).time
-               / kv_transfer_time("Llama-3.1-70B", 32768, "IB-NDR-400G"))
-    assert speedup > 1                                          # loading the prefix wins
-    assert check("ch10.prefix_load_speedup", speedup).ok
-    assert not check("ch10.prefix_load_speedup", 1 / speedup).ok
+def test_ch09_exercises_registered():
+    assert {"ch10.kv_gb_mooncake", "ch10.emission_h100", "ch10.slo_scale_3p1d"} <= set(ids())
+    assert check("ch10.kv_gb_mooncake", None).ok is None
 
 
-def test_hybrid_table_neither_pure_form_wins_everywhere():
-    df = V.hybrid_table(n=200)
-    assert len(df) == len(V.HYBRID_SLOS) * 3
-    assert set(df.arch) == {"colocated", "disaggregated", "conditional"}
-    assert (df.n_gpus == 3).all()
-    assert df.rate.to_numpy() == pytest.approx((df.per_gpu * 3).to_numpy())
-    s = V.hybrid_summary(df)
-    # TaiChi's finding, reproduced: the split wins under a strict TPOT, sharing under a relaxed one
-    assert s["winners"] == {"strict TPOT": "disaggregated", "relaxed TPOT": "colocated"}
-    assert not s["one_pure_form_wins_all"]
-    # the conditional design beats the pure split when TPOT is relaxed (its decode GPU takes short prompts)
-    relaxed = df[df.slo == "relaxed TPOT"].set_index("arch").per_gpu
-    assert relaxed["conditional"] > relaxed["disaggregated"]
-    # the share of requests prefilled locally is the share of prompts at most 1,024 tokens
-    w = V.trace_workload(1.0, 200)
-    assert df[df.arch == "conditional"].local_share.iloc[0] == pytest.approx(np.mean(w.prompt <= 1024))
-    assert "strict TPOT → disaggregated" in s["summary"]
+def test_kv_gb_mooncake():
+    mean = workload.trace_info("mooncake-conversation").prompt_stats.mean
+    gb = mean * models.get("Llama-2-70B").kv_bytes_per_token() / 1e9
+    # 2 (K, V) × 80 layers × 8 KV heads × 128 dims × 2 bytes = 327,680 B per token (Llama-2-70B config.json)
+    assert gb == pytest.approx(12_035 * 327_680 / 1e9)
+    assert check("ch10.kv_gb_mooncake", gb).ok
+    assert check("ch10.kv_gb_mooncake", 3.94).ok
+    assert not check("ch10.kv_gb_mooncake", gb * 8).ok         # counted 64 KV heads (MHA)
+    assert not check("ch10.kv_gb_mooncake", gb / 8).ok         # one TP rank's shard only
 
 
-def test_conditional_with_threshold_zero_is_plain_disaggregation():
-    slos = {"relaxed TPOT": V.HYBRID_SLOS["relaxed TPOT"]}
-    df = V.hybrid_table(slos=slos, n=150, local_prefill=0, tol=0.2).set_index("arch")
-    assert df.rate["conditional"] == pytest.approx(df.rate["disaggregated"])
-    assert df.local_share["conditional"] == 0.0
+def test_emission_h100():
+    g = rp.kv_emission_gbps(8192, gpu="H100-SXM")
+    assert check("ch10.emission_h100", g).ok
+    assert not check("ch10.emission_h100", g / 8).ok           # bytes instead of bits
+    assert not check("ch10.emission_h100", rp.kv_emission_gbps(8192)).ok   # the A100 node
 
 
-def test_prefix_cache_table_shrinks_prefill_work():
-    df = V.prefix_cache_table(20.0, fractions=(0.0, 0.5), n=200)
-    w0, w5 = V.trace_workload(20.0, 200), V.trace_workload(20.0, 200, cached_fraction=0.5)
-    assert (w5.cached == np.minimum(np.floor(0.5 * w5.prompt), w5.prompt - 1)).all()
-    f = df.set_index(["cached_fraction", "design"])
-    assert f.prefill_tokens[0.0].iloc[0] == pytest.approx(w0.prompt.mean())
-    assert f.prefill_tokens[0.5].iloc[0] == pytest.approx((w5.prompt - w5.cached).mean())
-    for design in df.design.unique():
-        assert f.ttft_p90[(0.5, design)] < f.ttft_p90[(0.0, design)]
-    # the prefill-starved split (one prefill GPU for two decode GPUs) is rescued by the cache
-    assert f.attainment[(0.0, "disaggregated 1P2D")] < 0.9 <= f.attainment[(0.5, "disaggregated 1P2D")]
-    assert set(df.n_gpus) == {3}
-    with pytest.raises(ValueError, match="fractions"):
-        V.prefix_cache_table(20.0, fractions=(1.5,), n=50)
+def test_slo_scale_3p1d():
+    res = rp.distserve_slo_scale()
+    s = res["configs"].set_index("config").scale_at_target
+    assert check("ch10.slo_scale_3p1d", s["3P1D"]).ok
+    assert not check("ch10.slo_scale_3p1d", s["2P1D"]).ok      # the best split, not 3P1D
+    assert not check("ch10.slo_scale_3p1d", 1.0).ok

@@ -1,5 +1,5 @@
 """One list of the article's claims, one numbering, wherever the book prints it (issue 13, item 8):
-the introduction (an executed MyST-NB Markdown notebook) and chapter 10 both print
+the introduction (an executed MyST-NB Markdown notebook) and chapter 11 both print
 ``pdlib.verdict.claim_list_markdown`` of the same claims, and neither types a claim list by hand."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pdlib import verdict as V
 
 ROOT = Path(__file__).resolve().parents[1]
 INTRO = ROOT / "book" / "intro.md"
-CH10 = ROOT / "notebooks" / "10_verdict.ipynb"
+CH10 = ROOT / "notebooks" / "11_verdict.ipynb"
 CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 
 
@@ -61,7 +61,7 @@ def test_intro_and_chapter_10_print_the_same_numbered_list(monkeypatch):
         if k not in (5, 6):
             assert f"**Claim {k}: {verdict}.**" in shown[1]
     assert f"**Claims 5 and 6: {by[5]}; {by[6]}.**" in shown[1]
-    # chapter 10 prints the same function of the same claims
+    # chapter 11 prints the same function of the same claims
     nb = json.loads(CH10.read_text())
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     assert any("claims = V.book_claims(distserve=ds" in s for s in code)
@@ -72,12 +72,12 @@ def test_intro_and_chapter_10_print_the_same_numbered_list(monkeypatch):
 def test_no_page_types_a_claim_list_or_a_verdict_by_hand():
     _, _, intro_md = _intro_parts()
     nb = json.loads(CH10.read_text())
-    ch10_md = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
-    for text in (intro_md, ch10_md):
+    ch11_md = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    for text in (intro_md, ch11_md):
         for line in text.splitlines():
             if re.match(r"\s*\d+\.\s", line):
                 assert not any(t in line for t in _claim_texts()), line
     # the introduction's own prose names no claim by number: numbers and verdicts come from code
     assert not re.search(r"(?i)\bclaims?\s+\d", intro_md)
     verdict_words = "|".join(re.escape(v) for v in V.VERDICTS)
-    assert not re.search(rf"(?i)claim \d+ (is |:)?\s*({verdict_words})", ch10_md)
+    assert not re.search(rf"(?i)claim \d+ (is |:)?\s*({verdict_words})", ch11_md)

@@ -1,5 +1,5 @@
 """pdlib.planner: goodput read off a rate sweep, budgets, SLO maps, and the qualitative results of
-chapter 08 (issue 6: the SLO map has regions won by each architecture; a slower link never lowers
+chapter 09 (issue 6: the SLO map has regions won by each architecture; a slower link never lowers
 TTFT)."""
 import math
 import subprocess
@@ -227,7 +227,7 @@ def test_slower_link_never_lowers_ttft():
 
 @pytest.fixture(scope="module")
 def chapter_sweep():
-    """Chapter 08's setup with the units that win some cell of its SLO map (the others never do)."""
+    """Chapter 09's setup with the units that win some cell of its SLO map (the others never do)."""
     keep = {"chunked-256 tp4 H100-SXM", "chunked-512 tp8 H100-SXM", "2P1D tp4/tp4 H100-SXM IB-NDR-400G",
             "2P1D tp4/tp8 H100-SXM IB-NDR-400G"}
     cands = [c for c in planner.head_to_head_candidates(conditional=False) if c.name in keep]

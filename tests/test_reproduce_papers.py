@@ -1,4 +1,4 @@
-"""Chapter 09's reproductions (pdlib.reproduce): DistServe's SLO scale, Sarathi-Serve's capacity,
+"""Chapter 10's reproductions (pdlib.reproduce): DistServe's SLO scale, Sarathi-Serve's capacity,
 Mooncake's bandwidth knee and P:D sweep, Splitwise's cost argument. The simulations run once per
 module at the chapter's settings; the tests pin what the papers claim where the simulator agrees,
 and pin our own numbers (with the paper's beside them) where it does not."""
@@ -149,7 +149,7 @@ def test_slo_scale_attainment_rises_with_the_scale(slo_scale):
 
 def test_slo_scale_disaggregated_meets_a_tighter_slo(slo_scale):
     # measured: 2P1D reaches 90% at scale 0.61, three colocated GPUs at 0.91 (1.48×);
-    # DistServe reports up to 12.6× over its workloads (see chapter 09 for why ours is smaller)
+    # DistServe reports up to 12.6× over its workloads (see chapter 10 for why ours is smaller)
     assert slo_scale["best_config"] == "2P1D"
     assert slo_scale["disaggregated_scale"] == pytest.approx(0.613, abs=0.03)
     assert slo_scale["colocated_scale"] == pytest.approx(0.906, abs=0.05)
@@ -162,7 +162,7 @@ def test_slo_scale_disaggregated_meets_a_tighter_slo(slo_scale):
 # ---------------------------------------------------------------- Sarathi-Serve: capacity
 @pytest.fixture(scope="module")
 def sarathi():
-    # chapter 09's runs: Mistral-7B over the paper's whole grid, Yi-34B on the dataset of its point
+    # chapter 10's runs: Mistral-7B over the paper's whole grid, Yi-34B on the dataset of its point
     return {"Mistral-7B-v0.1": rp.sarathi_capacity("Mistral-7B-v0.1"),
             "Yi-34B": rp.sarathi_capacity("Yi-34B", datasets=("openchat_sharegpt4",))}
 

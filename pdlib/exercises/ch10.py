@@ -1,35 +1,49 @@
-"""Checkers for chapter 10, "The verdict, and what comes next". Every expected value is computed
-with pdlib (:mod:`pdlib.models`, :mod:`pdlib.verdict`), never typed in."""
+"""Checkers for chapter 10, "Reproducing the papers". Every expected value is computed with pdlib
+(:mod:`pdlib.reproduce`, the cost model, the trace statistics), never typed in; simulations are
+cached so a notebook that checks twice pays once."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .. import models
-from .. import verdict as V
+from .. import reproduce as rp
+from .. import workload
 from . import Expected, exercise
 
 
-@exercise("ch10.kv_1m_fp8", "How many GB (1e9 bytes) of KV cache does one request with a "
-          "1,048,576-token context occupy for Llama-3.1-70B when the cache is stored in fp8?")
-def kv_1m_fp8() -> Expected:
-    return Expected(float(models.get("Llama-3.1-70B").kv_bytes(1_048_576, "fp8")) / 1e9, rel=0.02,
-                    unit="GB", hint="tokens × 2 (K and V) × layers × KV heads × head_dim × 1 byte "
-                                    "(fp8); models.get(...).kv_bytes(tokens, 'fp8').")
+@exercise("ch10.kv_gb_mooncake", "How many GB of KV cache (BF16) does a prompt of the mean length of "
+          "the mooncake-conversation trace leave behind in Llama-2-70B?")
+def kv_gb_mooncake() -> Expected:
+    mean_prompt = workload.trace_info("mooncake-conversation").prompt_stats.mean
+    gb = mean_prompt * models.get("Llama-2-70B").kv_bytes_per_token("bf16") / 1e9
+    return Expected(gb, rel=0.05, unit="GB",
+                    hint="mean prompt (pdlib.workload.trace_info('mooncake-conversation')."
+                         "prompt_stats.mean, tokens) × KV bytes per token "
+                         "(models.get('Llama-2-70B').kv_bytes_per_token()); 1 GB = 1e9 bytes. "
+                         "Llama-2-70B has grouped-query attention: 8 KV heads, not 64.")
 
 
-@exercise("ch10.claim5_fp8", "Apply claim 5's rule to the same 70B, 4,096-token cache stored in "
-          "fp8 instead of bf16. Which verdict does it get? Answer with one of the verdicts of "
-          "pdlib.verdict.VERDICTS.")
-def claim5_fp8() -> Expected:
-    return Expected(V.claim5_kv_size(dtype="fp8").verdict, choices=tuple(V.VERDICTS),
-                    hint="fp8 halves the bytes per element; compare the cache with the article's "
-                         "100 MB–1 GB (pdlib.verdict.claim5_kv_size(dtype='fp8')).")
+@exercise("ch10.emission_h100", "At what rate (Gb/s) does one 8×H100-SXM prefill node produce KV "
+          "cache while it prefills an 8,192-token prompt of Llama-2-70B (roofline step time)?")
+def emission_h100() -> Expected:
+    return Expected(rp.kv_emission_gbps(8192, model="Llama-2-70B", gpu="H100-SXM", tp=8), rel=0.05,
+                    unit="Gb/s",
+                    hint="bits of KV (8 × 8,192 × KV bytes per token) ÷ prefill time "
+                         "(pdlib.CostModel('Llama-2-70B', 'H100-SXM', tp=8).prefill(8192).time); "
+                         "pdlib.reproduce.kv_emission_gbps does it. Compare with the A100 node's rate.")
 
 
-@exercise("ch10.prefix_load_speedup", "A 32,768-token prefix of Llama-3.1-70B sits in a KV pool. "
-          "How many times faster is loading its bf16 KV over one IB-NDR-400G link than recomputing "
-          "it on 8×H100-SXM (the roofline prefill)?")
-def prefix_load_speedup() -> Expected:
-    df = V.prefix_reload_table("Llama-3.1-70B", "H100-SXM", tp=8, prefixes=(32768,),
-                               links=("IB-NDR-400G",))
-    return Expected(float(df.speedup.iloc[0]), rel=0.05, unit="×",
-                    hint="recompute = CostModel('Llama-3.1-70B', 'H100-SXM', tp=8).prefill(32768).time; "
-                         "load = kv_transfer_time('Llama-3.1-70B', 32768, 'IB-NDR-400G'); divide.")
+@lru_cache(maxsize=None)
+def _slo_scale_3p1d() -> float:
+    res = rp.distserve_slo_scale()
+    return float(res["configs"].set_index("config").scale_at_target["3P1D"])
+
+
+@exercise("ch10.slo_scale_3p1d", "In the chapter's SLO-scale experiment (DistServe's example at 6 "
+          "req/s per GPU), what is the smallest SLO scale at which a 3P1D deployment serves 90% of "
+          "its requests within both scaled targets?")
+def slo_scale_3p1d() -> Expected:
+    return Expected(_slo_scale_3p1d(), rel=0.03, unit="× the SLO",
+                    hint="pdlib.reproduce.distserve_slo_scale() simulates every xPyD with up to 4 GPUs; "
+                         "its 'configs' table holds scale_at_target per configuration. By hand: each "
+                         "request needs max(ttft / 0.4 s, tpot / 0.04 s); take the 90th percentile.")

@@ -1,4 +1,4 @@
-"""Plots of the head-to-head comparison (chapter 08): the planner's table, attainment curves, SLO
+"""Plots of the head-to-head comparison (chapter 09): the planner's table, attainment curves, SLO
 maps and phase diagrams coloured by the winning architecture, and the burstiness sweep.
 
 Inputs are the DataFrames of :mod:`pdlib.planner` (seconds, req/s, req/s/GPU); the plots show
