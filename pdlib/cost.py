@@ -11,8 +11,8 @@ An engine step runs a batch of work items, each ``(new_tokens, context_tokens)``
     comm_time    = 2 all-reduces per layer of Σn·h·b bytes over the scale-up link (tp > 1)
     time = overhead + max(compute_time, memory_time) + comm_time + context_seconds · ΣL
 
-with N_mm the matmul weights a token passes through, A the attention FLOPs per (query, key)
-pair of a prefill chunk and A_dec that of a decode (they differ for MLA only: a decode runs the
+(and ``item_seconds`` per item, below) with N_mm the matmul weights a token passes through, A
+the attention FLOPs per (query, key) pair of a prefill chunk and A_dec that of a decode (they differ for MLA only: a decode runs the
 weight-absorbed form, a chunk the non-absorbed one plus U FLOPs per cached token to rebuild its
 keys and values), k the KV bytes per token and a the activation bytes per token (see
 :mod:`pdlib.models`). "Decode" means a single-token item, ``n == 1``, as in vLLM.
@@ -24,15 +24,22 @@ attention. W is the memory bandwidth; η_F and η_W are the fractions of peak a 
 reaches (documented defaults, fitted to measurements by calibration). ``context_seconds``
 (default 0) is an engine's extra cost per cached token per step beyond the roofline's KV read —
 e.g. an engine that copies the context before attending (see
-:func:`pdlib.calibrate.calibrate_with_context`).
+:func:`pdlib.calibrate.calibrate_with_context`). Keep it apart from ``item_seconds`` (below), a
+cost per *request* in the step: a batch of b decodes at context L reads b·L cached tokens, so
+steps that vary only the batch at one context cannot tell the two apart, and only steps that vary
+the context at a fixed batch can.
 
 **Measured terms.** That is the pure roofline, and the default: every term below is off (0 or
 None) unless asked for, and with all of them off the numbers are bit for bit those of the formula
 above. Real engines measured on A100s and H100s (:func:`pdlib.calibrate.from_published`) need
-five more, each a field of :class:`CostModel` and a named part of :attr:`StepCost.breakdown`:
+six more, each a field of :class:`CostModel` and a named part of :attr:`StepCost.breakdown`:
 
 * ``overhead`` (s per step): what a step costs however little it computes — the engine's CPU
-  work (scheduling, sampling, Python), launches not hidden behind the GPU.
+  work (scheduling, Python), launches not hidden behind the GPU.
+* ``item_seconds`` (s per item per step): what each request in the step adds however few tokens
+  it brings — sampling its next token, building its block table and attention metadata, the
+  scheduler's bookkeeping of its sequence; the step pays ``item_seconds · n_items``. Inside a
+  decode stretch the batch is constant, so the term is part of the stretch's fixed cost.
 * ``layer_overhead`` (s per layer per step): the fixed latency of a decoder layer's ~9 kernels
   (GEMMs, norms, rotary, activation, residual add) that no byte or FLOP explains; the step pays
   ``n_layers · layer_overhead``.
@@ -62,11 +69,13 @@ With them, for n = Σn new tokens and g rows of logits::
 
     compute = 2·N_mm·n / (tp·F_mm·η_mm(n)) + 2·h·V·g / (tp·F_mm·η_mm(g)) + U·c / (tp·F_mm·η_F)
               + attention / (tp·F_attn·η_A)
-    time    = overhead + n_layers·layer_overhead + max(compute, memory) + comm + context_seconds·ΣL
+    time    = overhead + item_seconds·n_items + n_layers·layer_overhead + max(compute, memory) + comm
+              + context_seconds·ΣL
 
-and :attr:`StepCost.breakdown` splits ``time`` into ``per_step`` (overhead), ``per_layer``,
-``roofline`` (``max(compute at a flat η_F, memory)``), ``efficiency`` (what η_mm and η_A add on
-top of it), ``all_reduce`` and ``context``: seconds that sum to ``time``.
+and :attr:`StepCost.breakdown` splits ``time`` into ``per_step`` (overhead), ``per_item``
+(item_seconds · n_items), ``per_layer``, ``roofline`` (``max(compute at a flat η_F, memory)``),
+``efficiency`` (what η_mm and η_A add on top of it), ``all_reduce`` and ``context``: seconds that
+sum to ``time``.
 
 Every public function accepts numpy arrays where it takes sizes, so sweeps are vectorized.
 """
@@ -95,7 +104,7 @@ class StepCost:
     sum to ``time``.
     """
 
-    time: float | np.ndarray            # overhead + layer_time + max(compute, memory) + comm + context_time
+    time: float | np.ndarray            # overhead + item_time + layer_time + max(compute, memory) + comm + context_time
     compute_time: float | np.ndarray    # matmul / (F_mm · η_mm) + attention / (F_attn · η_A)
     memory_time: float | np.ndarray     # bytes / (W · η_W)
     comm_time: float | np.ndarray       # tensor-parallel all-reduces
@@ -107,18 +116,19 @@ class StepCost:
     layer_time: float = 0.0                  # n_layers · layer_overhead (0 for a pure roofline)
     efficiency_time: float | np.ndarray = 0.0  # max(compute, memory) − roofline_time
     roofline_time: float | np.ndarray = 0.0    # max(compute at a flat η_F, memory)
+    item_time: float | np.ndarray = 0.0        # item_seconds · n_items (0 for a pure roofline)
 
     @property
     def breakdown(self) -> dict:
         """The step's seconds by term, in waterfall order; they sum to :attr:`time` (to rounding):
 
-        ``per_step`` (overhead), ``per_layer`` (n_layers · layer_overhead), ``roofline``
-        (``max(compute at a flat η_F, memory)``: the pure roofline at this model's η_F and η_W),
-        ``efficiency`` (what GEMM efficiency by shard size and attention efficiency add to it),
-        ``all_reduce`` (tensor-parallel communication) and ``context`` (context_seconds · ΣL).
-        Scalars or arrays, as the step's times are."""
-        return {"per_step": self.overhead, "per_layer": self.layer_time, "roofline": self.roofline_time,
-                "efficiency": self.efficiency_time, "all_reduce": self.comm_time,
+        ``per_step`` (overhead), ``per_item`` (item_seconds · n_items), ``per_layer``
+        (n_layers · layer_overhead), ``roofline`` (``max(compute at a flat η_F, memory)``: the pure
+        roofline at this model's η_F and η_W), ``efficiency`` (what GEMM efficiency by shard size and
+        attention efficiency add to it), ``all_reduce`` (tensor-parallel communication) and
+        ``context`` (context_seconds · ΣL). Scalars or arrays, as the step's times are."""
+        return {"per_step": self.overhead, "per_item": self.item_time, "per_layer": self.layer_time,
+                "roofline": self.roofline_time, "efficiency": self.efficiency_time, "all_reduce": self.comm_time,
                 "context": self.context_time}
 
     @property
@@ -225,7 +235,12 @@ class CostModel:
         Extra seconds per cached token per step, outside the roofline: what an engine pays to
         reach its context beyond streaming the KV bytes once (a gather copy, small strided
         reads). Default 0 (attention reads the cache in place at η_W); fitted by
-        :func:`pdlib.calibrate.calibrate_with_context` and :func:`pdlib.calibrate.from_published`.
+        :func:`pdlib.calibrate.calibrate_with_context` and :func:`pdlib.calibrate.from_published`
+        (the latter only where its rows vary the context at a fixed batch).
+    item_seconds:
+        Fixed seconds per item (request) per step: sampling, block-table and attention-metadata
+        building, the scheduler's per-sequence work; the step pays ``item_seconds · n_items``.
+        Default 0; fitted by :func:`pdlib.calibrate.from_published` to the end-to-end sources.
     layer_overhead:
         Fixed seconds per decoder layer per step (the layer's kernel latencies); the step pays
         ``n_layers · layer_overhead``. Default 0.
@@ -264,6 +279,7 @@ class CostModel:
     attention_efficiency: float | None = None
     allreduce_latency: float | None = None
     allreduce_bandwidth: float | None = None
+    item_seconds: float = 0.0
     calibration: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -295,7 +311,7 @@ class CostModel:
             raise ValueError(f"context_seconds must be >= 0 seconds per cached token, got "
                              f"{self.context_seconds!r}")
         for knob, unit in (("layer_overhead", "seconds per layer"), ("gemm_half_tokens", "tokens"),
-                           ("gemm_half_width", "elements")):
+                           ("gemm_half_width", "elements"), ("item_seconds", "seconds per item")):
             v = getattr(self, knob)
             if not (isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v) and v >= 0):
                 raise ValueError(f"{knob} must be >= 0 {unit} and finite, got {v!r}")
@@ -397,7 +413,8 @@ class CostModel:
             time      = overhead + max(compute, memory) + comm(Σn) + context_seconds·ΣL
 
         With measured terms (module docstring) the matmuls run at η_mm, attention at η_A, and
-        the step adds ``n_layers · layer_overhead``; comm(Σn) is the fitted all-reduce when set.
+        the step adds ``n_layers · layer_overhead`` and ``item_seconds · n_items``; comm(Σn) is the
+        fitted all-reduce when set.
         """
         m, tp = self.model, self.tp
         T = np.asarray(new_tokens, dtype=np.float64)
@@ -438,11 +455,15 @@ class CostModel:
         context = self.context_seconds * L
         layers = m.n_layers * self.layer_overhead
         time = self.overhead + layers + roof + efficiency + comm + context
+        per_item = 0.0
+        if self.item_seconds:                 # left out at 0: the pure roofline's sum, bit for bit
+            per_item = self.item_seconds * np.asarray(n_items, dtype=np.float64)
+            time = time + per_item
         return StepCost(time=_scalar(time), compute_time=_scalar(compute), memory_time=_scalar(memory),
                         comm_time=_scalar(comm), flops=_scalar(flops), bytes=_scalar(bytes_),
                         new_tokens=_scalar(T), overhead=self.overhead, context_time=_scalar(context),
                         layer_time=float(layers), efficiency_time=_scalar(efficiency),
-                        roofline_time=_scalar(roof))
+                        roofline_time=_scalar(roof), item_time=_scalar(per_item))
 
     # ------------------------------------------------------------------ measured terms
     @property
@@ -557,9 +578,9 @@ class CostModel:
         return replace(self, **changes)
 
     #: The fields :meth:`knobs` returns: everything but the model, GPU, tp and dtypes.
-    KNOBS = ("flops_efficiency", "bw_efficiency", "overhead", "context_seconds", "layer_overhead",
-             "gemm_half_tokens", "gemm_half_width", "attention_efficiency", "allreduce_latency",
-             "allreduce_bandwidth", "calibration")
+    KNOBS = ("flops_efficiency", "bw_efficiency", "overhead", "item_seconds", "context_seconds",
+             "layer_overhead", "gemm_half_tokens", "gemm_half_width", "attention_efficiency",
+             "allreduce_latency", "allreduce_bandwidth", "calibration")
 
     def knobs(self) -> dict:
         """The efficiency and measured-term fields as a dict (:attr:`KNOBS`), e.g. to give the
@@ -571,6 +592,8 @@ class CostModel:
         extra = (f", context={self.context_seconds * 1e9:g} ns/token" if self.context_seconds else "")
         if str(self.attention_dtype).lower() != "bf16":
             extra += f", attention in {self.attention_dtype}"
+        if self.item_seconds:
+            extra += f", per item={self.item_seconds * 1e6:.3g} µs"
         if self.layer_overhead:
             extra += f", per layer={self.layer_overhead * 1e6:.3g} µs"
         if self.gemm_half_tokens or self.gemm_half_width:

@@ -2,15 +2,15 @@
 
 :mod:`pdlib.cost` prices a step as ::
 
-    time = overhead + n_layers·layer_overhead
+    time = overhead + item_seconds·k + n_layers·layer_overhead
            + max(B/η_mm(n) + H/η_mm(g) + U/η_F + A/η_A, M/η_W) + comm + context_seconds·ΣL
     η_mm(n) = η_F · n/(n + T½) · s/(s + s½)
 
 where B, H, U, A are the step's layer-matmul, LM-head, MLA up-projection and attention seconds
-at peak, M its memory seconds at full bandwidth and comm its all-reduce seconds (all read off
-:meth:`pdlib.CostModel.cost` of the same model with every knob at its ideal). :func:`fit_terms`
-chooses the named terms minimising the squared *relative* error ``Σ ((pred − t) / t)²`` over the
-measurements, each of which is one of
+at peak, M its memory seconds at full bandwidth, comm its all-reduce seconds, k its number of
+items and ΣL its cached tokens (all read off :meth:`pdlib.CostModel.cost` of the same model with
+every knob at its ideal). :func:`fit_terms` chooses the named terms minimising the squared
+*relative* error ``Σ ((pred − t) / t)²`` over the measurements, each of which is one of
 
 * ``Measurement.step(items, seconds)`` — one engine step of ``(new_tokens, context_tokens)`` items;
 * ``Measurement.steps(list_of_items, seconds)`` — several steps whose times add up (a prompt
@@ -18,11 +18,16 @@ measurements, each of which is one of
 * ``Measurement.layer(tokens, seconds)`` — one decoder layer's non-attention kernels at
   ``tokens`` tokens (:meth:`pdlib.CostModel.layer_kernel_time`; what Vidur profiles).
 
-How: the time is linear in the three additive terms ``overhead``, ``layer_overhead`` and
-``context_seconds``, so for any value of the other five (the *shape* terms η_F, η_W, T½, s½, η_A)
-the best additive terms ≥ 0 are a small non-negative least-squares problem solved exactly (every
-subset of the free ones, closed form). The shape terms are found by Levenberg–Marquardt on that
-reduced problem (η's through a logistic, T½ and s½ through a log, so every value stays in its
+How: the time is linear in the four additive terms ``overhead``, ``layer_overhead``,
+``context_seconds`` and ``item_seconds`` (design columns: steps, layers, cached tokens, items of
+each measurement; a layer measurement has one layer and no step, item or cached token), so for any
+value of the other five (the *shape* terms η_F, η_W, T½, s½, η_A) the best additive terms ≥ 0 are a
+small non-negative least-squares problem solved exactly (every subset of the free ones, closed
+form). Two additive columns are told apart only by measurements in which they do not move together:
+``context_seconds`` and ``item_seconds`` need decode steps at more than one context for some batch
+(a batch sweep at one context makes ΣL = L·k, and the least-squares split between them is
+arbitrary); leave one out of ``terms`` when the measurements cannot separate them. The shape
+terms are found by Levenberg–Marquardt on that reduced problem (η's through a logistic, T½ and s½ through a log, so every value stays in its
 range), started from a fixed grid of points so the result is deterministic. A term left out of
 ``terms`` keeps the value the given cost model has.
 """
@@ -43,8 +48,9 @@ __all__ = ["Measurement", "fit_terms", "predict", "relative_errors", "SHAPE_TERM
 #: Terms that set the roofs' shape (searched by Levenberg–Marquardt).
 SHAPE_TERMS = ("flops_efficiency", "bw_efficiency", "gemm_half_tokens", "gemm_half_width",
                "attention_efficiency")
-#: Terms the time is linear in (solved exactly, ≥ 0): seconds per step, per layer, per cached token.
-ADDITIVE_TERMS = ("overhead", "layer_overhead", "context_seconds")
+#: Terms the time is linear in (solved exactly, ≥ 0): seconds per step, per layer, per cached token,
+#: per item (the columns of the additive design, in this order).
+ADDITIVE_TERMS = ("overhead", "layer_overhead", "context_seconds", "item_seconds")
 #: Every term :func:`fit_terms` can fit.
 TERMS = SHAPE_TERMS + ADDITIVE_TERMS
 
@@ -112,7 +118,7 @@ def relative_errors(cm: CostModel, measurements: Sequence[Measurement]) -> np.nd
 def _ideal(cm: CostModel) -> CostModel:
     return cm.with_(flops_efficiency=1.0, bw_efficiency=1.0, overhead=0.0, layer_overhead=0.0,
                     gemm_half_tokens=0.0, gemm_half_width=0.0, attention_efficiency=None,
-                    context_seconds=0.0)
+                    context_seconds=0.0, item_seconds=0.0)
 
 
 def _step_features(ideal: CostModel, items) -> np.ndarray:
@@ -163,11 +169,13 @@ class _Problem:
         self.Lf = np.array(layers).reshape(-1, 3)
         self.lowner = np.array(lowner, dtype=np.int64)
         N = len(self.t)
-        # additive design: [steps, layers (per layer of every step; 1 per layer measurement), ΣL]
-        X = np.zeros((N, 3))
+        # additive design (ADDITIVE_TERMS): [steps, layers (per layer of every step; 1 per layer
+        # measurement), ΣL, items]
+        X = np.zeros((N, 4))
         np.add.at(X[:, 0], self.owner, 1.0)
         np.add.at(X[:, 1], self.owner, self.S[:, 8])
         np.add.at(X[:, 2], self.owner, self.S[:, 9])
+        np.add.at(X[:, 3], self.owner, self.S[:, 7])
         np.add.at(X[:, 1], self.lowner, 1.0)
         self.X = X
 
@@ -234,7 +242,7 @@ def _fit_problem(prob, cm: CostModel, terms: Sequence[str]) -> dict:
              "attention_efficiency": eA0}
     shape_free = [x for x in SHAPE_TERMS if x in terms]
     add_free = [ADDITIVE_TERMS.index(x) for x in ADDITIVE_TERMS if x in terms]
-    fixed_beta = np.array([cm.overhead, cm.layer_overhead, cm.context_seconds], dtype=np.float64)
+    fixed_beta = np.array([getattr(cm, k) for k in ADDITIVE_TERMS], dtype=np.float64)
     attention_tied = "attention_efficiency" not in terms and cm.attention_efficiency is None
 
     def unpack(u: np.ndarray) -> dict:

@@ -68,6 +68,7 @@ def test_waterfall_of_a_pure_roofline_is_flat_and_terms_are_what_the_fit_says():
     assert t["per_step"] == pytest.approx(cm.overhead)
     assert t["per_layer"] == pytest.approx(cm.model.n_layers * cm.layer_overhead)
     assert t["context"] == pytest.approx(cm.context_seconds * 8 * 1000)
+    assert t["per_item"] == pytest.approx(8 * cm.item_seconds) and cm.item_seconds > 0
     assert t["efficiency"] == pytest.approx(0.0, abs=1e-12)          # decodes: memory-bound, no GEMM term
     # at tp 1 there is no all-reduce in either model
     t1 = cv.waterfall_table(_models()["vidur-tp1"], [(1, 100)]).set_index("key").seconds
@@ -189,13 +190,17 @@ def test_predict_heldout_takes_the_calibrated_prediction_not_the_roofline():
     assert row.split == "test" and row.phase == "decode" and len(row.measurement.steps[0]) == 16
     assert ch08.heldout_context() == 576                              # the question says so
     assert "16 requests holding 576 cached tokens" in describe("ch08.predict_heldout")
-    # the tolerance is the calibrated model's p90 |error| on the source's test decode rows
+    # the band is the calibration's out-of-sample target; the model's own median and p90 |error|
+    # on the source's test decode rows are reported beside it
     df = pb.validate("splitwise", "H100-SXM")
     test = df[(df.split == "test") & (df.phase == "decode")]
-    assert ch08.heldout_tolerance() == pytest.approx(np.quantile(test.calibrated_err.abs(), 0.9))
-    assert 0.02 < ch08.heldout_tolerance() < 0.15
+    assert ch08.heldout_tolerance() == ch08.HELDOUT_TARGET == 0.10
+    med, p90 = ch08.heldout_errors()
+    assert med == pytest.approx(test.calibrated_err.abs().median())
+    assert p90 == pytest.approx(np.quantile(test.calibrated_err.abs(), 0.9))
     cal, roof = ch08.heldout_models()
     pred = cal.decode(16, 576).time
+    assert abs(pred / row.seconds - 1) < ch08.HELDOUT_TARGET
     assert check("ch08.predict_heldout", pred).ok
     assert check("ch08.predict_heldout", row.seconds).ok
     assert not check("ch08.predict_heldout", roof.decode(16, 576).time).ok     # the roofline misses by ~1/3
@@ -241,6 +246,9 @@ def test_context_slope_from_the_rows_and_against_the_fitted_term():
     assert not check("ch08.context_slope", cm.context_seconds * 1e9).ok         # the fitted term
     assert not check("ch08.context_slope", slope / 1e9).ok                      # seconds
     # the finding the exercise is about: one request's step grows about as fast as reading its KV
-    # (within 2×), an order of magnitude slower than the fitted per-cached-token term says
+    # (within 2×), so the fit, which sees these rows, puts no more per cached token on top of the KV
+    # read than they leave, and the batch slope on the per-request term instead
     kv_ns = cm.kv_bytes_per_token / (cm.gpu.mem_bw * cm.bw_efficiency) * 1e9
-    assert slope < 2 * kv_ns and cm.context_seconds * 1e9 > 5 * slope
+    assert kv_ns < slope < 2 * kv_ns
+    assert cm.context_seconds * 1e9 <= slope - kv_ns and cm.item_seconds > 1e-4
+    assert not check("ch08.context_slope", kv_ns).ok                            # the KV read alone

@@ -1,5 +1,5 @@
-"""The cost model's measured terms (per-step and per-layer fixed costs, GEMM efficiency by shard
-size, attention efficiency, fitted all-reduce): off by default and then bit for bit the pure
+"""The cost model's measured terms (per-step, per-item and per-layer fixed costs, GEMM efficiency
+by shard size, attention efficiency, fitted all-reduce): off by default and then bit for bit the pure
 roofline; each term by hand; the breakdown sums to the step time; the simulator's pricer agrees."""
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from pdlib.sim.pricing import StepPricer
 
 TERMS = dict(overhead=2e-3, layer_overhead=40e-6, gemm_half_tokens=80.0, gemm_half_width=200.0,
              attention_efficiency=0.3, allreduce_latency=25e-6, allreduce_bandwidth=150e9,
-             context_seconds=5e-7)
+             context_seconds=5e-7, item_seconds=3e-4)
 CAL = CostModel("Llama-2-70B", "H100-SXM", tp=4, **TERMS)
 
 
@@ -77,16 +77,28 @@ def test_each_measured_term_by_hand():
                + m.attention_flops_per_pair * attention_pairs(1024, 0) / (tp * F * 0.3))
     assert st.compute_time == pytest.approx(compute, rel=1e-12)
     assert st.bound == "compute"
-    assert st.time == pytest.approx(2e-3 + 80 * 40e-6 + max(compute, st.memory_time) + st.comm_time, rel=1e-12)
+    assert st.item_time == pytest.approx(3e-4)                      # one item
+    assert st.time == pytest.approx(2e-3 + 3e-4 + 80 * 40e-6 + max(compute, st.memory_time) + st.comm_time,
+                                    rel=1e-12)
     # the per-cached-token term: one decode of 1,000 cached tokens
     assert CAL.step([(1, 1000)]).context_time == pytest.approx(5e-7 * 1000)
+    # the per-item term counts requests, not tokens: 16 decodes pay 16 × 300 µs at any context, a
+    # prefill batch of 4 prompts 4 ×, and decode(b, L) agrees with step
+    for L in (10, 5000):
+        assert CAL.step([(1, L)] * 16).item_time == pytest.approx(16 * 3e-4, rel=1e-15)
+    assert CAL.step([(512, 0)] * 4).item_time == pytest.approx(4 * 3e-4, rel=1e-15)
+    np.testing.assert_allclose(CAL.decode(np.array([1, 8, 64]), 700).item_time, 3e-4 * np.array([1, 8, 64]))
+    assert CAL.step([(1, 700)] * 8).time - CAL.with_(item_seconds=0.0).step([(1, 700)] * 8).time \
+        == pytest.approx(8 * 3e-4, rel=1e-9)
 
 
 def test_breakdown_terms_sum_to_the_step_time_scalar_and_swept():
     for items in ([(1024, 0)], [(1, 1000)] * 32, [(512, 2048), (1, 500), (1, 9000)]):
         st = CAL.step(items)
         b = st.breakdown
-        assert list(b) == ["per_step", "per_layer", "roofline", "efficiency", "all_reduce", "context"]
+        assert list(b) == ["per_step", "per_item", "per_layer", "roofline", "efficiency", "all_reduce",
+                           "context"]
+        assert b["per_item"] == pytest.approx(3e-4 * len(items), rel=1e-15)
         assert all(v >= 0 for v in b.values())
         assert sum(b.values()) == pytest.approx(st.time, rel=1e-12)
         # roofline is the flat-η_F roof of the same step, recomputed by hand
@@ -118,7 +130,7 @@ def test_layer_kernel_time_by_hand_and_its_place_in_the_step():
     # all-reduce, context and LM head (within the LM head's and KV bytes' share)
     st = cm.step([(1, 100)])
     layers = m.n_layers * cm.layer_kernel_time(1)
-    rest = st.time - cm.overhead - st.comm_time - st.context_time
+    rest = st.time - cm.overhead - st.item_time - st.comm_time - st.context_time
     assert layers == pytest.approx(rest, rel=0.03)
 
 
@@ -157,12 +169,26 @@ def test_simulator_runs_a_calibrated_model_and_the_terms_slow_it():
     assert cal["tpot_p50"] - plain["tpot_p50"] == pytest.approx(6.28e-3, rel=0.15)
 
 
+def test_item_seconds_reaches_the_simulator_through_knobs_and_costs_each_request():
+    # two requests arriving together, 1,000-token prompts, 11 tokens each: every decode step holds
+    # both, so with 250 µs per item TPOT grows by exactly 2 × 250 µs
+    wl = pdlib.workload.Workload(np.zeros(2), np.array([1000, 1000]), np.array([11, 11]), name="two")
+    base = CostModel("Llama-3.1-8B", "H100-SXM", overhead=1e-3)
+    tpot = {}
+    for item in (0.0, 2.5e-4):
+        kw = base.with_(item_seconds=item).knobs()
+        res = pdlib.simulate(pdlib.sim.colocated(model="Llama-3.1-8B", gpu="H100-SXM", cost_kwargs=kw), wl)
+        tpot[item] = res.requests.tpot.to_numpy()
+    np.testing.assert_allclose(tpot[2.5e-4] - tpot[0.0], 2 * 2.5e-4, rtol=1e-6)
+
+
 def test_knobs_round_trip_and_the_calibration_note_is_not_compared():
     cm = CAL.with_(calibration="a note")
     again = CostModel(cm.model, cm.gpu, tp=cm.tp, **cm.knobs())
     assert again == cm == CAL and again.calibration == "a note"
     assert hash(again) == hash(CAL)
-    assert "per layer=40 µs" in repr(CAL) and "η_A=0.3" in repr(CAL)
+    assert "per layer=40 µs" in repr(CAL) and "η_A=0.3" in repr(CAL) and "per item=300 µs" in repr(CAL)
+    assert cm.knobs()["item_seconds"] == 3e-4
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -170,7 +196,8 @@ def test_knobs_round_trip_and_the_calibration_note_is_not_compared():
     ({"gemm_half_width": float("inf")}, "gemm_half_width"), ({"attention_efficiency": 0.0}, "attention_efficiency"),
     ({"attention_efficiency": 1.5}, "attention_efficiency"), ({"allreduce_latency": 1e-5}, "needs allreduce_bandwidth"),
     ({"allreduce_bandwidth": 0.0}, "allreduce_bandwidth"),
-    ({"allreduce_bandwidth": 1e11, "allreduce_latency": -1.0}, "allreduce_latency")])
+    ({"allreduce_bandwidth": 1e11, "allreduce_latency": -1.0}, "allreduce_latency"),
+    ({"item_seconds": -1e-6}, "item_seconds"), ({"item_seconds": float("nan")}, "item_seconds")])
 def test_bad_terms_are_refused(bad, match):
     with pytest.raises(ValueError, match=match):
         CostModel("Llama-3.1-8B", "H100-SXM", **bad)

@@ -17,6 +17,9 @@ CHUNKED = dict(source="sarathi", gpu="A100-PCIe-80GB", model="Yi-34B", tp=2, pro
 TP_STEP = dict(source="splitwise", gpu="H100-SXM", model="Llama-2-70B", batch=16, context=1024, tps=(2, 4))
 #: Exercise 4: Splitwise's batch-1 decode steps of Llama-2-70B (tp 2) on H100-SXM.
 SLOPE = dict(source="splitwise", gpu="H100-SXM", model="Llama-2-70B", tp=2)
+#: Exercise 1's acceptance band (relative): the out-of-sample median error the calibration is meant
+#: to reach, the chapter's 10% target (Vidur's authors report under 9% for their per-operator model).
+HELDOUT_TARGET = 0.10
 
 
 def heldout_row() -> pb.Row:
@@ -34,11 +37,19 @@ def heldout_context() -> int:
     return heldout_row().measurement.steps[0][0][1]
 
 
-def heldout_tolerance() -> float:
-    """The model's error on rows like it: the 90th percentile of abs(calibrated − measured) ÷ measured
-    over the test rows of the same source, GPU and phase (:func:`pdlib.published.error_table`)."""
+def heldout_errors() -> tuple[float, float]:
+    """``(median, p90)`` of abs(calibrated − measured) ÷ measured over the test rows of the held-out
+    row's source, GPU and phase (:func:`pdlib.published.error_table`): the model's error on rows
+    like it."""
     h = HELDOUT
-    return float(pb.error_table(pb.validate(h["source"], h["gpu"])).loc[("test", h["phase"]), "calibrated_p90"])
+    e = pb.error_table(pb.validate(h["source"], h["gpu"])).loc[("test", h["phase"])]
+    return float(e["calibrated_median"]), float(e["calibrated_p90"])
+
+
+def heldout_tolerance() -> float:
+    """The relative band exercise 1 accepts: :data:`HELDOUT_TARGET`, the out-of-sample error the
+    calibration aims for (not the model's own error on this row, which the student should find)."""
+    return HELDOUT_TARGET
 
 
 def heldout_models() -> tuple[CostModel, CostModel]:
@@ -57,13 +68,15 @@ def predict_heldout() -> Expected:
     cal, roof = heldout_models()
     items = row.measurement.steps[0]
     roof_err = roof.step(items).time / row.seconds - 1
+    median, p90 = heldout_errors()
     return Expected(row.seconds, rel=tol, unit="s",
                     hint=f"from_published('{HELDOUT['model']}', '{HELDOUT['gpu']}', tp={HELDOUT['tp']}, "
                          f"source='{HELDOUT['source']}').decode({HELDOUT['batch']}, {heldout_context()}).time "
-                         f"(seconds). Accepted within the calibrated model's own out-of-sample error on "
-                         f"decode rows (p90 {tol:.1%}). The pure roofline, CostModel('{HELDOUT['model']}', "
+                         f"(seconds). Accepted within {tol:.0%}, the out-of-sample error the calibration "
+                         f"aims for (on this GPU's held-out decode rows its median error is {median:.1%}, "
+                         f"its 90th percentile {p90:.1%}). The pure roofline, CostModel('{HELDOUT['model']}', "
                          f"'{HELDOUT['gpu']}', tp={HELDOUT['tp']}), is {roof_err:+.0%} off: it has no "
-                         "per-step, per-layer or per-token cost.")
+                         "per-step, per-request or per-layer cost.")
 
 
 def chunked_model() -> CostModel:
@@ -126,7 +139,7 @@ def tp_speedup() -> Expected:
                     hint="price both with pdlib.calibrate.from_published(..., tp=2 and tp=4, "
                          "source='splitwise') and divide the .decode(16, 1024).time. Each GPU reads half "
                          f"the weights at tp 4, so the pure roofline's ratio is {roof:.2f}×; the per-step, "
-                         "per-layer and per-cached-token costs do not shrink with tp, and the all-reduce "
+                         "per-request and per-layer costs do not shrink with tp, and the all-reduce "
                          "latency grows.")
 
 
@@ -158,5 +171,6 @@ def context_slope() -> Expected:
                          "'decode' and whose step has one item; the item is (1, context). Slope = "
                          "Δseconds ÷ Δcontext between the shortest and the longest context, in ns. "
                          f"Compare it with reading one token's KV per GPU ({kv_ns:.0f} ns at the fitted "
-                         f"η_W) and with the calibrated model's context_seconds "
-                         f"({cm.context_seconds * 1e9:.0f} ns on top of that).")
+                         f"η_W), with the calibrated model's context_seconds "
+                         f"({cm.context_seconds * 1e9:.0f} ns on top of that) and with its item_seconds "
+                         f"({cm.item_seconds * 1e6:.0f} µs per request).")

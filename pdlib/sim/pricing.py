@@ -7,20 +7,22 @@ items, see :func:`pdlib.cost.mla_split`)::
 
     compute = a(T, g) + U · c / (tp · F_mm · η_F) + (A · (Σpairs − d) + A_dec · d) / (tp · F_attn · η_A)
     memory  = (b(T) + k · ΣL) / (W · η_W)
-    time    = overhead + n_layers · layer_overhead + max(compute, memory) + comm(T) + context_seconds · ΣL
+    time    = overhead + item_seconds · n + n_layers · layer_overhead + max(compute, memory) + comm(T)
+              + context_seconds · ΣL
 
 where ``a(T, g)`` is the matmul time of the layers and the LM head — ``2·N_mm·T / (tp·F_mm·η_mm(T))
 + 2·h·V·g / (tp·F_mm·η_mm(g))`` — and ``η_A`` the attention efficiency (η_F unless set). Every
 measured term of the cost model depends on ``(n, T, g)`` alone or enters linearly: the GEMM
 efficiency ``η_mm`` is a function of the token counts T and g (and of the fixed tp and hidden width)
-only, ``overhead`` and ``n_layers · layer_overhead`` are constants, the all-reduce time (link formula
+only, ``overhead`` and ``n_layers · layer_overhead`` are constants, ``item_seconds · n`` depends on n
+only (constant through a decode stretch, whose batch does not change), the all-reduce time (link formula
 or fitted ``latency + bytes / bandwidth``) depends on T only, and attention efficiency scales the
 pair slopes. So once ``(n, T, g)`` are fixed both roofs are affine in ``(Σpairs, d, c, ΣL)``:
 compute is ``compute0 + per_pair · Σpairs + per_decode_pair · d + per_chunk_context · c`` and memory
 is ``memory0 + per_context · ΣL``, and the time is ``fixed + max(compute, memory) +
-context_seconds · ΣL`` with ``fixed = overhead + n_layers · layer_overhead + comm(T)``. The pricer
-reads the intercepts and slopes off ``CostModel.cost`` calls per ``(n, T, g)`` (three; five for
-MLA, whose ``per_decode_pair`` = (A_dec − A) / (tp·F_attn·η_A) and ``per_chunk_context`` =
+context_seconds · ΣL`` with ``fixed = overhead + item_seconds · n + n_layers · layer_overhead +
+comm(T)``. The pricer reads the intercepts and slopes off ``CostModel.cost`` calls per ``(n, T, g)``
+(three; five for MLA, whose ``per_decode_pair`` = (A_dec − A) / (tp·F_attn·η_A) and ``per_chunk_context`` =
 U / (tp·F_mm·η_F) are 0 for every other model) and then prices any totals — a scalar, or a whole
 decode stretch as arrays, where every pair is a decode pair and ``c = 0`` — with a few multiply-adds.
 Same numbers as ``CostModel.cost`` (to rounding; the same inference of ``d`` and ``c`` when a caller
@@ -81,7 +83,8 @@ class StepPricer:
     def coefficients(self, n_items: int, tokens: int, logits: int):
         """``(fixed, compute0, compute_per_pair, memory0, memory_per_context_token,
         compute_per_decode_pair, compute_per_chunk_context_token)``: the fixed part is overhead +
-        n_layers · layer_overhead + all-reduce time; the rest are the affine roofs (seconds). The last two are the MLA terms
+        item_seconds · n_items + n_layers · layer_overhead + all-reduce time; the rest are the affine
+        roofs (seconds). The last two are the MLA terms
         (0 for other models): what a decode pair costs beyond a prefill pair, and what a cached
         token of a multi-token item costs to rebuild. The cost model's ``context_seconds`` (per ΣL,
         outside the roofs) is :attr:`context_seconds`."""
@@ -100,7 +103,8 @@ class StepPricer:
                 per_chunk = float(cost(n_items, tokens, 0.0, 0.0, logits, decode_pairs=0.0,
                                        chunk_context=1.0).compute_time - base.compute_time)
             c = self._coef[key] = (
-                float(base.overhead + base.layer_time + base.comm_time), float(base.compute_time),
+                float(base.overhead + base.item_time + base.layer_time + base.comm_time),
+                float(base.compute_time),
                 float(per_pair.compute_time - base.compute_time), float(base.memory_time),
                 float(per_ctx.memory_time - base.memory_time), per_dec, per_chunk)
         return c

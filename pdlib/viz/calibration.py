@@ -44,12 +44,14 @@ __all__ = ["WATERFALL_TERMS", "MODEL_COLORS", "validation_frame", "waterfall_tab
 #: :attr:`pdlib.StepCost.breakdown` each difference is taken from, and its label.
 WATERFALL_TERMS = (("roofline", "fitted η_F, η_W"), ("efficiency", "GEMM + attention efficiency"),
                    ("all_reduce", "fitted all-reduce"), ("per_layer", "per-layer cost"),
-                   ("per_step", "per-step cost"), ("context", "per-cached-token cost"))
+                   ("per_step", "per-step cost"), ("per_item", "per-request cost"),
+                   ("context", "per-cached-token cost"))
 
 #: Colours of the measured values and the two models in every plot of this module.
 MODEL_COLORS = {"measured": "black", "roofline": "0.55", "calibrated": "tab:blue"}
 _TERM_COLORS = {"roofline": "tab:cyan", "efficiency": "tab:purple", "all_reduce": "tab:green",
-                "per_layer": "tab:olive", "per_step": "tab:orange", "context": "tab:red"}
+                "per_layer": "tab:olive", "per_step": "tab:orange", "per_item": "tab:brown",
+                "context": "tab:red"}
 _WIDTH, _DPI, _FONT = 7.5, 120, 9
 
 
@@ -170,7 +172,7 @@ def plot_waterfalls(tables: Mapping[str, pd.DataFrame], ncols: int = 2):
         raise ValueError("plot_waterfalls needs at least one table")
     n = len(tables)
     nrows = -(-n // ncols)
-    fig, axes = _fig(nrows, ncols, 2.9 * nrows + 0.3)
+    fig, axes = _fig(nrows, ncols, 3.2 * nrows + 0.3)
     for i, (title, t) in enumerate(tables.items()):
         plot_waterfall(t, ax=axes.flat[i], title=title, labels=i % ncols == 0)
     for ax in axes.flat[n:]:
