@@ -73,6 +73,7 @@ import pandas as pd
 from . import hardware as hw
 from . import models as mdl
 from . import progress as _progress
+from . import published as pub
 from . import sim
 from . import workload as wl
 from .cost import CostModel
@@ -83,7 +84,10 @@ __all__ = ["ARCHS", "METRICS", "Candidate", "colocated_candidates", "disaggregat
            "rate_grid", "DIAGRAM_REQUESTS",
            "Sweep", "sweep", "Plan", "plan", "slo_map", "phase_diagram", "ratio_model_diagram",
            "prompt_link_diagram", "scaled_slo", "pool_ratio", "burstiness_sweep", "cost_table",
-           "HEAD_TO_HEAD", "head_to_head_candidates", "head_to_head_workload", "head_to_head_sweep",
+           "HEAD_TO_HEAD", "HEAD_TO_HEAD_SPACE", "head_to_head_candidates", "head_to_head_workload",
+           "head_to_head_sweep", "head_to_head_verdict", "HEAD_TO_HEAD_REQUESTS",
+           # the model's error and the tie rule
+           "RESOLUTION", "comparison_band", "within_band", "decide", "cost_model",
            # deployment arithmetic (also re-exported by pdlib.reproduce)
            "xpyd_configs", "config_name", "config_price", "cost_per_million_tokens"]
 
@@ -169,19 +173,22 @@ class Candidate:
     ``arch``: one of :data:`ARCHS`; ``name``: a readable label ("chunked-512 tp1 H100-SXM",
     "2P1D tp1/tp1 H100-SXM/H100-SXM IB-NDR-400G"); ``params``: the keyword arguments of
     :func:`pdlib.sim.colocated` (colocated) or :func:`pdlib.sim.disaggregated` (the others);
-    ``n_gpus``: GPUs of the unit; ``usd_per_hour``: its price (NaN when a GPU has no catalog price).
+    ``n_gpus``: GPUs of the unit; ``usd_per_hour``: its price (NaN when a GPU has no catalog price);
+    ``calibration``: None (the roofline) or a published source ("splitwise", "vidur", "sarathi")
+    whose fitted terms price every pool of the unit at its own tp
+    (:func:`pdlib.published.calibrated_cluster`).
     """
     arch: str
     name: str
     params: dict = field(repr=False)
     n_gpus: int
     usd_per_hour: float
+    calibration: str | None = None
 
     def cluster(self) -> sim.Colocated | sim.Disaggregated:
-        """The simulator cluster of this unit."""
-        if self.arch == "colocated":
-            return sim.colocated(**self.params)
-        return sim.disaggregated(**self.params)
+        """The simulator cluster of this unit (calibrated when :attr:`calibration` is set)."""
+        c = sim.colocated(**self.params) if self.arch == "colocated" else sim.disaggregated(**self.params)
+        return pub.calibrated_cluster(c, self.calibration)
 
 
 def _price(prefill_gpu: str, decode_gpu: str, n_prefill_gpus: int, n_decode_gpus: int) -> float:
@@ -214,13 +221,15 @@ def _check_ints(name: str, values) -> tuple[int, ...]:
 def colocated_candidates(model, *, gpus: Sequence[str] = ("H100-SXM",), tps: Sequence[int] = (1, 2, 4, 8),
                          schedulers: Sequence[str] = ("continuous", "chunked"),
                          chunk_sizes: Sequence[int] = (512, 2048), max_batch: int = 256,
-                         min_kv_tokens: int = 1, cost_kwargs: dict | None = None) -> list[Candidate]:
+                         min_kv_tokens: int = 1, cost_kwargs: dict | None = None,
+                         calibration: str | None = None) -> list[Candidate]:
     """Colocated units: one instance of ``tp`` GPUs per candidate, for every GPU type in ``gpus``,
     tensor-parallel degree in ``tps`` where ``model`` fits (weights plus KV room for at least
     ``min_kv_tokens`` tokens, e.g. one request's prompt + output), and scheduler: "continuous"
     (vLLM's prefill priority, default 8,192-token step budget) once, "chunked" once per chunk size
-    in ``chunk_sizes`` (tokens per step). Unknown GPU -> KeyError listing the catalog; unknown
-    scheduler -> KeyError listing the schedulers."""
+    in ``chunk_sizes`` (tokens per step). ``calibration``: None (the roofline) or a published
+    source whose fitted terms price the unit (:attr:`Candidate.calibration`). Unknown GPU ->
+    KeyError listing the catalog; unknown scheduler -> KeyError listing the schedulers."""
     gpus = tuple(_gpu_name(g) for g in gpus)
     tps = _check_ints("tps", tps)
     chunk_sizes = _check_ints("chunk_sizes", chunk_sizes)
@@ -238,7 +247,7 @@ def colocated_candidates(model, *, gpus: Sequence[str] = ("H100-SXM",), tps: Seq
                     params = dict(model=model, gpu=g, tp=tp, scheduler=s, chunk_size=chunk,
                                   max_batch=max_batch, cost_kwargs=cost_kwargs)
                     out.append(Candidate("colocated", f"{label} tp{tp} {g}", params, tp,
-                                         _price(g, g, tp, 0)))
+                                         _price(g, g, tp, 0), calibration))
     return out
 
 
@@ -253,7 +262,8 @@ def disaggregated_candidates(model, *, prefill_gpus: Sequence[str] = ("H100-SXM"
                              ratios: Sequence[tuple[int, int]] | None = None, parallel_links: str | int = "tp",
                              transfer: str = "whole",
                              first_token: str = "decode", max_batch: int = 256, min_kv_tokens: int = 1,
-                             cost_kwargs: dict | None = None, _arch: str = "disaggregated",
+                             cost_kwargs: dict | None = None, calibration: str | None = None,
+                             _arch: str = "disaggregated",
                              _extra: dict | None = None, _tag: str = "") -> list[Candidate]:
     """Disaggregated units: ``x`` prefill instances of ``tp_p`` × prefill GPU and ``y`` decode
     instances of ``tp_d`` × decode GPU joined by a link, for every GPU pair, tp pair and link
@@ -263,7 +273,8 @@ def disaggregated_candidates(model, *, prefill_gpus: Sequence[str] = ("H100-SXM"
     prefill instance sends on ``tp_p`` lanes and a decode instance receives on ``tp_d``; or an int,
     the same for both). A (GPU, tp) that does not fit the model is skipped. ``transfer`` (default
     "whole": the KV moves after the prefill, as vLLM's NixlConnector does), ``first_token``,
-    ``max_batch``: as :func:`pdlib.sim.disaggregated`."""
+    ``max_batch``: as :func:`pdlib.sim.disaggregated`. ``calibration``: None (the roofline) or a
+    published source whose fitted terms price each pool at its own tp (:attr:`Candidate.calibration`)."""
     pgs = tuple(_gpu_name(g) for g in prefill_gpus)
     dgs = tuple(_gpu_name(g) for g in decode_gpus)
     links = tuple(hw.link(ln).name for ln in links)
@@ -299,7 +310,8 @@ def disaggregated_candidates(model, *, prefill_gpus: Sequence[str] = ("H100-SXM"
                                           cost_kwargs=cost_kwargs, **(_extra or {}))
                             gp = pg if pg == dg else f"{pg}/{dg}"
                             name = f"{config_name(x, y)}{_tag} tp{tpp}/tp{tpd} {gp} {ln}"
-                            out.append(Candidate(_arch, name, params, n, _price(pg, dg, x * tpp, y * tpd)))
+                            out.append(Candidate(_arch, name, params, n, _price(pg, dg, x * tpp, y * tpd),
+                                                 calibration))
     return out
 
 
@@ -699,8 +711,9 @@ def slo_map(sw: Sweep, ttft_targets: Sequence[float], tpot_targets: Sequence[flo
     Columns: ttft, tpot (the second target, whatever ``metric`` — "tpot", "p99_tbt" or "max_tbt" —
     it bounds), and per architecture present ``best_<arch>`` (highest goodput per GPU, or requests
     per USD with ``by="per_usd"``) and ``name_<arch>``; ``winner`` (the architecture with the
-    highest value; "tie" when the top two are within ``tie_within`` of each other (relative), "none"
-    when all are 0) and ``ratio`` (best disaggregated ÷ best colocated; inf when only the
+    highest value; "tie" when the top two are within ``tie_within`` of each other,
+    ``top ≤ (1 + tie_within) · second`` (:func:`decide`; pass :func:`comparison_band` to make
+    the band the cost model's error), "none" when all are 0) and ``ratio`` (best disaggregated ÷ best colocated; inf when only the
     disaggregated units meet the SLO at some grid rate, NaN when neither does).
     """
     target = _check_target(target)
@@ -750,11 +763,82 @@ def _ratio(dis: float, col: float) -> float:
 
 
 def _winner(values: Mapping[str, float], tie_within: float) -> str:
+    return decide(values, tie_within)
+
+
+# ---------------------------------------------------------------- the model's error and ties
+#: The simulation's own resolution in a ratio of two goodputs (relative): finite runs (a few
+#: hundred requests) and goodputs read off a rate grid move a ratio even for an exact cost model.
+#: Measured on chapter 09's head-to-head (300 requests, :func:`head_to_head_sweep`'s grid): the
+#: ratio of the best split to the best colocated unit over arrival seeds 0–3 spans 0.98–1.23
+#: with the roofline and 1.10–1.26 with the Splitwise-calibrated model, about ±10% around the
+#: middle of each range.
+RESOLUTION = 0.10
+
+
+def cost_model(model, gpu, tp: int = 1, calibration: str | None = None, **knobs) -> CostModel:
+    """``CostModel(model, gpu, tp)`` (the roofline) when ``calibration`` is None, else
+    :func:`pdlib.calibrate.from_published` of that source at this tp."""
+    if calibration is None:
+        return CostModel(mdl.get(model), gpu, tp=tp, **knobs)
+    return pub.from_published(model, gpu, tp, calibration, **knobs)
+
+
+def comparison_band(source: str | None, gpu=None, phases: Sequence[str] = ("prefill", "decode"), *,
+                    resolution: float = RESOLUTION, stat: str = "median") -> float:
+    """How far apart (relative) two goodputs priced by one cost model must be before the model can
+    tell them apart: the band of :func:`within_band` and :func:`decide`.
+
+    ``source``: the model's calibration (None or "roofline": the pure roofline; else a published
+    source, :func:`pdlib.calibrate.from_published`); its error is ``e`` = the largest of its
+    out-of-sample ``stat`` absolute errors over ``phases`` on ``gpu``
+    (:func:`pdlib.published.model_error`; both architectures' goodputs depend on both phases,
+    so each may be off by the worse one). Then::
+
+        band = (1 + e) / (1 − e) · (1 + resolution) − 1
+
+    **Why the errors are taken as independent.** A goodput is a rate, the inverse of step times, so
+    a step-time error e moves it by about e. The two architectures are priced by the same model on
+    the same GPU, and the part of its error they share (one GPU's per-step overhead, its GEMM
+    efficiency) cancels in their ratio: if every step were 5% slow, both goodputs would fall 5% and
+    the ratio would stand. But the measured errors are not one common factor: prefill and decode
+    err by different amounts and signs on the held-out rows, and a split's goodput is set by its
+    slower pool while a colocated unit's mixes both phases in every step, so the two goodputs
+    weight the errors differently. The validation rows (a handful per phase) cannot separate the
+    shared part from the rest, so we take the conservative case: the two goodputs may be off by
+    ``e`` in opposite directions, and their ratio by ``(1 + e)/(1 − e)``. That calls more ties
+    than treating the errors as correlated (band ≈ ``resolution``) or independent in quadrature
+    (≈ ``√2·e``). ``resolution`` (default :data:`RESOLUTION`) is the simulation's own spread,
+    compounded on top."""
+    if not 0 <= resolution < 1:
+        raise ValueError(f"resolution must be in [0, 1), got {resolution!r}")
+    src = "roofline" if source is None else source
+    e = max(pub.model_error(src, p, gpu, stat) for p in phases)
+    if not e < 1:
+        raise ValueError(f"model error {e:.0%} ≥ 100%: no band")
+    return (1 + e) / (1 - e) * (1 + resolution) - 1
+
+
+def within_band(a: float, b: float, band: float) -> bool:
+    """True when ``a`` and ``b`` (goodputs, ≥ 0) are a tie within ``band``:
+    ``max(a, b) ≤ (1 + band) · min(a, b)`` (two zeros are a tie; a zero and a positive value are
+    not)."""
+    if a < 0 or b < 0 or band < 0:
+        raise ValueError(f"need a, b >= 0 and band >= 0, got {a!r}, {b!r}, {band!r}")
+    return max(a, b) <= (1 + band) * min(a, b)
+
+
+def decide(values: Mapping[str, float], band: float) -> str:
+    """The winner among ``values`` (name → goodput, ≥ 0): the name with the highest value, "tie"
+    when the runner-up is within ``band`` of it (:func:`within_band`; :func:`comparison_band`
+    gives the band a cost model's error allows), "none" when every value is 0."""
+    if not values:
+        raise ValueError("values is empty: give at least one name -> goodput")
     order = sorted(values, key=lambda a: values[a], reverse=True)
     top = values[order[0]]
     if top <= 0:
         return "none"
-    if len(order) > 1 and values[order[1]] >= top * (1 - tie_within):
+    if len(order) > 1 and within_band(top, values[order[1]], band):
         return "tie"
     return order[0]
 
@@ -824,12 +908,13 @@ def phase_diagram(xs: Sequence, ys: Sequence, setup: Callable[[object, object], 
 
 
 def scaled_slo(model, gpu: str, prompt: int, output: int, tp: int = 1, *, ttft_scale: float = 5.0,
-               tpot_scale: float = 2.0) -> dict:
+               tpot_scale: float = 2.0, calibration: str | None = None) -> dict:
     """An SLO scaled to the model and request (DistServe's "SLO scale" idea), so that one rule is
     equally strict for a small and a large model: TTFT ≤ ``ttft_scale`` × the prefill time of one
     ``prompt`` alone, TPOT ≤ ``tpot_scale`` × one decode step of a lone request at context
-    ``prompt + output`` (seconds, on ``tp`` × ``gpu``)."""
-    cm = CostModel(mdl.get(model), gpu, tp=tp)
+    ``prompt + output`` (seconds, on ``tp`` × ``gpu``, priced by :func:`cost_model` with
+    ``calibration``: the scale is relative to the steps of the model that prices the runs)."""
+    cm = cost_model(model, gpu, tp, calibration)
     return {"ttft": ttft_scale * float(cm.prefill(prompt).time),
             "tpot": tpot_scale * float(cm.decode(1, prompt + output).time)}
 
@@ -842,14 +927,16 @@ def _min_tp(model, gpu: str, need_tokens: int) -> int:
 
 
 def pool_ratio(model, gpu: str, prompt: int, output: int, slo: Mapping[str, float], *, tp: int = 1,
-               max_instances: int = 3, max_batch: int = 256) -> tuple[int, int]:
+               max_instances: int = 3, max_batch: int = 256,
+               calibration: str | None = None) -> tuple[int, int]:
     """The xPyD ratio whose pools are best balanced, from the roofline alone (DistServe's placement
     idea, no simulation): one prefill instance serves ``C_p = 1 / t_p`` req/s (``t_p``: one
     ``prompt`` alone); one decode instance ``C_d = B / ((output − 1) · t_d(B))`` req/s, with ``B``
     the largest batch whose step ``t_d(B)`` (context ``prompt + output/2``) meets ``slo["tpot"]``
     (when given) and whose KV fits. Returns the reduced ``(x, y)`` with ``x + y ≤ max_instances``
-    maximizing ``min(x·C_p, y·C_d) / (x + y)``, ties to fewer instances."""
-    cm = CostModel(mdl.get(model), gpu, tp=tp)
+    maximizing ``min(x·C_p, y·C_d) / (x + y)``, ties to fewer instances. Step times from
+    :func:`cost_model` with ``calibration`` (None: the roofline)."""
+    cm = cost_model(model, gpu, tp, calibration)
     c_p = 1.0 / float(cm.prefill(prompt).time)
     b_max = max(1, min(max_batch, cm.kv_capacity_tokens // (prompt + output)))
     batches = np.arange(1, b_max + 1)
@@ -869,15 +956,16 @@ def pool_ratio(model, gpu: str, prompt: int, output: int, slo: Mapping[str, floa
 
 def _cell_candidates(model, gpu: str, tp: int, link: str, chunk: int, max_unit_instances: int,
                      prompt: int, output: int, slo: Mapping[str, float],
-                     transfer: str = "whole") -> list[Candidate]:
+                     transfer: str = "whole", calibration: str | None = None) -> list[Candidate]:
     need = prompt + output
     cands = colocated_candidates(model, gpus=(gpu,), tps=(tp,), schedulers=("chunked",),
-                                 chunk_sizes=(chunk,), min_kv_tokens=need)
-    x, y = pool_ratio(model, gpu, prompt, output, slo, tp=tp, max_instances=max_unit_instances)
+                                 chunk_sizes=(chunk,), min_kv_tokens=need, calibration=calibration)
+    x, y = pool_ratio(model, gpu, prompt, output, slo, tp=tp, max_instances=max_unit_instances,
+                      calibration=calibration)
     cands += [c for c in disaggregated_candidates(model, prefill_gpus=(gpu,), decode_gpus=(gpu,),
                                                   links=(link,), prefill_tps=(tp,), decode_tps=(tp,),
                                                   max_unit_gpus=(x + y) * tp, min_kv_tokens=need,
-                                                  transfer=transfer)
+                                                  transfer=transfer, calibration=calibration)
               if (c.params["n_prefill"], c.params["n_decode"]) == (x, y)]
     return cands
 
@@ -901,7 +989,8 @@ def ratio_model_diagram(models: Sequence[str] = ("Llama-3.1-8B", "Llama-3.1-70B"
                         gpu: str = "H100-SXM", link: str = "IB-NDR-400G", chunk: int = 512,
                         max_unit_instances: int = 3, min_batch: int = 32, ttft_scale: float = 5.0,
                         tpot_scale: float = 2.0, n: int = DIAGRAM_REQUESTS, seed: int = 0,
-                        transfer: str = "whole", progress: bool = False, **sweep_kwargs) -> pd.DataFrame:
+                        transfer: str = "whole", calibration: str | None = None,
+                        progress: bool = False, **sweep_kwargs) -> pd.DataFrame:
     """Phase diagram over the prompt:output shape (x: ``"prompt/output"``) and the model (y).
 
     Each cell: Poisson requests of fixed ``(prompt, output)`` tokens on ``model`` at the smallest
@@ -913,7 +1002,10 @@ def ratio_model_diagram(models: Sequence[str] = ("Llama-3.1-8B", "Llama-3.1-70B"
     Extra columns: prompt, output, ratio_po (prompt ÷ output), tp,
     n (requests per simulation), and :func:`phase_diagram`'s censored / capacity / above_estimate
     columns. ``n`` requests per simulation (default :data:`DIAGRAM_REQUESTS`: fewer do not reach
-    steady state); ``sweep_kwargs`` go to :func:`sweep` (e.g. ``n_rates``)."""
+    steady state); ``calibration``: None (the roofline) or a published source pricing the runs,
+    the SLO scale and the pool ratio (:func:`cost_model`); ``sweep_kwargs`` go to
+    :func:`phase_diagram` (``tie_within``, e.g. :func:`comparison_band` of the calibration) and on
+    to :func:`sweep` (e.g. ``n_rates``)."""
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n (requests per simulation) must be a positive integer, got {n!r}")
     n_of = {f"{p}/{o}": int(n) for p, o in shapes}
@@ -923,9 +1015,10 @@ def ratio_model_diagram(models: Sequence[str] = ("Llama-3.1-8B", "Llama-3.1-70B"
     def setup(shape, model):
         p, o = spec[shape]
         tp = tps[model, shape]
-        slo = scaled_slo(model, gpu, p, o, tp, ttft_scale=ttft_scale, tpot_scale=tpot_scale)
+        slo = scaled_slo(model, gpu, p, o, tp, ttft_scale=ttft_scale, tpot_scale=tpot_scale,
+                         calibration=calibration)
         return {"candidates": _cell_candidates(model, gpu, tp, link, chunk, max_unit_instances, p, o, slo,
-                                               transfer),
+                                               transfer, calibration),
                 "workload": lambda rate: wl.poisson(rate=rate, n=n_of[shape], prompt=p, output=o, seed=seed),
                 "slo": slo}
 
@@ -944,7 +1037,8 @@ def prompt_link_diagram(model: str = "Llama-2-7B", prompts: Sequence[int] = (512
                         output: int = 128, gpu: str = "H100-SXM", chunk: int = 512,
                         max_unit_instances: int = 3, ttft_scale: float = 5.0, tpot_scale: float = 2.0,
                         n: int = DIAGRAM_REQUESTS, seed: int = 0, transfer: str = "whole",
-                        progress: bool = False, **sweep_kwargs) -> pd.DataFrame:
+                        calibration: str | None = None, progress: bool = False,
+                        **sweep_kwargs) -> pd.DataFrame:
     """Phase diagram over the prompt length (x, tokens) and the KV link (y): Poisson requests of
     ``prompt`` + ``output`` tokens on ``model`` (tp 1 on ``gpu``), SLO :func:`scaled_slo`; the
     colocated candidate (chunked prefill) does not use the link and is simulated once per prompt;
@@ -953,14 +1047,16 @@ def prompt_link_diagram(model: str = "Llama-2-7B", prompts: Sequence[int] = (512
     TTFT counting the transfer (token 1 reaches the client with the KV). ``n`` requests per
     simulation (default :data:`DIAGRAM_REQUESTS`; with the default 128-token outputs and whole
     transfers, 150 give ratios within 0.05 of 450's: 0.04 at most over the default 3 × 3 cells).
+    ``calibration`` as in :func:`ratio_model_diagram`.
     Extra columns: link_gbps (Gb/s), and :func:`phase_diagram`'s censored / capacity /
     above_estimate columns."""
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n (requests per simulation) must be a positive integer, got {n!r}")
     def setup(prompt, link):
-        slo = scaled_slo(model, gpu, prompt, output, 1, ttft_scale=ttft_scale, tpot_scale=tpot_scale)
+        slo = scaled_slo(model, gpu, prompt, output, 1, ttft_scale=ttft_scale, tpot_scale=tpot_scale,
+                         calibration=calibration)
         return {"candidates": _cell_candidates(model, gpu, 1, link, chunk, max_unit_instances, prompt,
-                                               output, slo, transfer),
+                                               output, slo, transfer, calibration),
                 "workload": lambda rate: wl.poisson(rate=rate, n=n, prompt=prompt, output=output, seed=seed),
                 "slo": slo, "key": prompt}
 
@@ -1072,28 +1168,48 @@ def cost_table(p: Plan, output_tokens: float, archs: Iterable[str] | None = None
 #: (:func:`pdlib.workload.named` "azure-conv"), a chat SLO of TTFT ≤ 1 s and TPOT ≤ 50 ms at 90%
 #: attainment, a budget of 16 GPUs (two 8-GPU HGX nodes), KV over one 400 Gb/s InfiniBand NIC
 #: per GPU. The SLO is a typical interactive-chat target, not a number from a paper.
+#: ``calibration``: the published measurements that price the chapter's calibrated runs —
+#: SplitwiseSim's engine profiles of Llama-2-70B on DGX-H100 (:func:`pdlib.calibrate.from_published`),
+#: the only whole-step H100 measurements shipped; a 70B Llama at tp 4 and 8 is priced by the same
+#: fitted terms (and the all-reduce measured at each tp on the DGX-H100).
 HEAD_TO_HEAD = {"model": "Llama-3.1-70B", "gpu": "H100-SXM", "workload": "azure-conv",
                 "link": "IB-NDR-400G", "slo": {"ttft": 1.0, "tpot": 0.05}, "target": 0.9,
-                "budget_gpus": 16}
+                "budget_gpus": 16, "calibration": "splitwise"}
+
+#: Chapter 09's search space, as broad for one side as for the other. Colocated: tp 4 and 8, each
+#: with prefill priority and chunked prefill at 256, 512, 1,024 and 2,048 tokens per step.
+#: Disaggregated: prefill tp 2, 4 or 8 (a prefill instance needs KV room only for the prompts in
+#: flight, so it may be narrower than a decode instance) × decode tp 4 or 8, every reduced xPyD
+#: with ``x ≤ max_prefill``, ``y ≤ max_decode`` and at most 16 GPUs. Conditional: 1P1D at
+#: (tp_p, tp_d) in ``conditional_tps``, prompts of ≤ 1,024 tokens prefilled on the decode instance.
+#: tp 2 is left out where an instance must hold the decoding requests' KV: Llama-3.1-70B's weights
+#: leave room for about 8 requests of mean length on 2 × 80 GB.
+HEAD_TO_HEAD_SPACE = {"colocated_tps": (4, 8), "chunk_sizes": (256, 512, 1024, 2048),
+                      "prefill_tps": (2, 4, 8), "decode_tps": (4, 8), "max_prefill": 4, "max_decode": 2,
+                      "conditional_tps": ((2, 4), (4, 4)), "local_prefill": 1024}
 
 
 def head_to_head_candidates(model: str = HEAD_TO_HEAD["model"], gpu: str = HEAD_TO_HEAD["gpu"],
-                            link: str = HEAD_TO_HEAD["link"], conditional: bool = True) -> list[Candidate]:
-    """Chapter 09's candidates: colocated tp4 (prefill-priority, chunked 256 and 1,024 tokens) and
-    tp8 (chunked 512); disaggregated with tp4 prefill instances: 1P1D and 2P1D with tp4 decode
-    instances, 2P1D with a tp8 decode instance (16 GPUs); and, when ``conditional`` and the
-    simulator supports it, conditional 1P1D tp4/tp4 prefilling prompts of ≤ 1,024 tokens on the
-    decode instance."""
-    c = colocated_candidates(model, gpus=(gpu,), tps=(4,), chunk_sizes=(256, 1024))
-    c += colocated_candidates(model, gpus=(gpu,), tps=(8,), schedulers=("chunked",), chunk_sizes=(512,))
-    for decode_tp, ratios in ((4, ((1, 1), (2, 1))), (8, ((2, 1),))):
+                            link: str = HEAD_TO_HEAD["link"], conditional: bool = True,
+                            calibration: str | None = None, space: Mapping | None = None) -> list[Candidate]:
+    """Chapter 09's candidates: the units of :data:`HEAD_TO_HEAD_SPACE` (or ``space``, the same
+    keys), colocated, disaggregated and, when ``conditional``, conditional; ``calibration``: None
+    (the roofline) or a published source (:attr:`Candidate.calibration`)."""
+    sp = {**HEAD_TO_HEAD_SPACE, **(space or {})}
+    c = colocated_candidates(model, gpus=(gpu,), tps=sp["colocated_tps"], chunk_sizes=sp["chunk_sizes"],
+                             calibration=calibration)
+    ratios = [(x, y) for x in range(1, sp["max_prefill"] + 1) for y in range(1, sp["max_decode"] + 1)
+              if _reduced(x, y)]
+    for tpp in sp["prefill_tps"]:
         c += disaggregated_candidates(model, prefill_gpus=(gpu,), decode_gpus=(gpu,), links=(link,),
-                                      prefill_tps=(4,), decode_tps=(decode_tp,), ratios=ratios,
-                                      max_unit_gpus=16)
+                                      prefill_tps=(tpp,), decode_tps=sp["decode_tps"], ratios=ratios,
+                                      max_unit_gpus=16, calibration=calibration)
     if conditional:
-        c += conditional_candidates(model, prefill_gpus=(gpu,), decode_gpus=(gpu,), links=(link,),
-                                    prefill_tps=(4,), decode_tps=(4,), ratios=((1, 1),),
-                                    max_unit_gpus=8, local_prefill=(1024,))
+        for tpp, tpd in sp["conditional_tps"]:
+            c += conditional_candidates(model, prefill_gpus=(gpu,), decode_gpus=(gpu,), links=(link,),
+                                        prefill_tps=(tpp,), decode_tps=(tpd,), ratios=((1, 1),),
+                                        max_unit_gpus=16, local_prefill=(sp["local_prefill"],),
+                                        calibration=calibration)
     return c
 
 
@@ -1103,13 +1219,38 @@ def head_to_head_workload(n: int = 300, seed: int = 0, workload: str = HEAD_TO_H
     return lambda rate: wl.named(workload, n=n, rate=rate, seed=seed)
 
 
-def head_to_head_sweep(candidates: Sequence[Candidate] | None = None, n: int = 300,
-                       progress: bool = False) -> Sweep:
-    """Chapter 09's sweep: :func:`head_to_head_candidates` (or ``candidates``) on
-    :func:`head_to_head_workload` (``n`` requests), five rates per unit from 0.15× to 1.5× its
-    :func:`capacity_estimate`, stopping where even TTFT ≤ 8 s and TPOT ≤ 150 ms fail half the
-    requests, plus two bisection steps around the crossing of the chapter's SLO."""
-    cands = head_to_head_candidates() if candidates is None else list(candidates)
+#: Requests per simulation of chapter 09's sweeps (:func:`head_to_head_sweep`): the chapter runs
+#: two sweeps (roofline and calibrated) of the 31 units of :data:`HEAD_TO_HEAD_SPACE`, about 10 s
+#: each on 2 cores. Shorter runs move the goodputs: at 200 requests the best roofline unit reads
+#: 3.10 req/s/GPU against 2.78 at 300 (chunked-512 tp4, seed 0).
+HEAD_TO_HEAD_REQUESTS = 300
+
+
+def head_to_head_sweep(candidates: Sequence[Candidate] | None = None, n: int = HEAD_TO_HEAD_REQUESTS,
+                       calibration: str | None = None, progress: bool = False) -> Sweep:
+    """Chapter 09's sweep: :func:`head_to_head_candidates` (with ``calibration``; or
+    ``candidates``) on :func:`head_to_head_workload` (``n`` requests), five rates per unit from
+    0.15× to 1.5× its :func:`capacity_estimate`, stopping where even TTFT ≤ 8 s and TPOT ≤ 150 ms
+    fail half the requests, plus two bisection steps around the crossing of the chapter's SLO."""
+    cands = head_to_head_candidates(calibration=calibration) if candidates is None else list(candidates)
     return sweep(cands, head_to_head_workload(n), n_rates=5, span=(0.15, 1.5),
                  stop_slo={"ttft": 8.0, "tpot": 0.15}, refine=HEAD_TO_HEAD["slo"],
                  target=HEAD_TO_HEAD["target"], progress=progress)
+
+
+def head_to_head_verdict(p: Plan, calibration: str | None, gpu: str = HEAD_TO_HEAD["gpu"], *,
+                         resolution: float = RESOLUTION, by: str = "per_gpu") -> dict:
+    """Who wins plan ``p`` (colocated against disaggregated, best unit of each ``by`` goodput per
+    GPU or per USD), judged within the error of the cost model that priced it
+    (:func:`comparison_band` of ``calibration`` on ``gpu``). Returns a dict: colocated,
+    disaggregated (the best rows), ratio (disaggregated ÷ colocated), band, error (the model's
+    worse phase error, :func:`pdlib.published.model_error`), calibration and verdict
+    ("colocated", "disaggregated", "tie" or "none")."""
+    col = {"per_gpu": "goodput_per_gpu", "per_usd": "goodput_per_usd"}[by]
+    bc, bd = p.best(by, "colocated"), p.best(by, "disaggregated")
+    band = comparison_band(calibration, gpu, resolution=resolution)
+    src = "roofline" if calibration is None else calibration
+    err = max(pub.model_error(src, ph, gpu) for ph in ("prefill", "decode"))
+    vc, vd = float(bc[col]), float(bd[col])
+    return {"colocated": bc, "disaggregated": bd, "ratio": _ratio(vd, vc), "band": band, "error": err,
+            "calibration": calibration, "verdict": decide({"colocated": vc, "disaggregated": vd}, band)}

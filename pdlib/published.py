@@ -29,17 +29,33 @@ two end-to-end sets do not separate them): DGX-A100 / DGX-H100 for Splitwise and
 NVLink-bridged A100 PCIe node for Sarathi.
 
 **What each fit can identify.** Vidur measured kernels, not engines: its fit gives the GEMM
-efficiency (η_F, T½, s½), η_W and the per-layer cost, and nothing per step (``overhead`` and
-``context_seconds`` 0, attention at η_F), so a Vidur model underprices an engine by the engine's
+efficiency (η_F, T½, s½), η_W and the per-layer cost, and nothing per step (``overhead``,
+``item_seconds`` and ``context_seconds`` 0, attention at η_F), so a Vidur model underprices an engine by the engine's
 CPU time per step. The end-to-end sets measured one model at one tp, which leaves three terms
 unidentified (:data:`KERNEL_TERMS`): η_W trades one for one with the per-step overhead (their fit
 errors are the same to four digits for any η_W from 0.6 to 0.9), a per-layer cost cannot be told
 from a per-step one, and the narrow-shard width s½ is never varied. Those three are held at Vidur's
 kernel fit of the same GPU (the PCIe A100 takes the SXM A100's: same chip, same HBM2e), and the
-source fits the rest — η_F, T½, η_A, the per-step overhead and the per-cached-token cost. So a
-"splitwise" or "sarathi" model is that engine's measurements plus Vidur's kernel bandwidth,
-per-layer latency and shard-width terms, and Vidur's all-reduce; :attr:`PublishedSource.held_terms`
-names them.
+source fits the rest — η_F, T½, η_A, the per-step overhead, the per-item cost and, where its rows
+can tell it from the per-item cost, the per-cached-token cost. So a "splitwise" or "sarathi" model
+is that engine's measurements plus Vidur's kernel bandwidth, per-layer latency and shard-width
+terms, and Vidur's all-reduce; :attr:`PublishedSource.held_terms` names them.
+
+**Per request or per cached token?** A decode step of b requests at L cached tokens each grows
+with b for two reasons the roofline leaves out: work per request (``item_seconds``: sampling,
+block tables, attention metadata, the scheduler's per-sequence bookkeeping) and work per cached
+token beyond the KV read the roofline already prices (``context_seconds``). Rows that vary the batch
+at one context cannot separate them — ΣL = L·b moves with b — and Sarathi-Serve's figure-2 decodes
+(batch 1–128, every request at ~1,021 cached tokens) are such rows: a least-squares split between
+the two would be arbitrary, and putting the batch slope on every cached token makes a model that
+prices a long context as if it were many requests (a 2,048-token request as two of 1,024). What
+the shipped rows do say about the per-token cost comes from Splitwise, whose batch-1 decodes run at
+contexts 192 to 8,256: on H100 the step grows ~70 ns per cached token, about the 56 ns the
+roofline already charges to read that token's KV per GPU. So :func:`identified_terms` frees
+``context_seconds`` only where the fit rows hold decode steps at two contexts with the same batch
+(Splitwise, both splits) and holds it at 0 otherwise (Sarathi-Serve), where the per-item term takes
+the batch slope: the physically conservative reading, since a per-request cost does not grow with
+the context while the only measured context sweep shows no per-token cost beyond the KV read.
 
 **Fit and test rows.** Each source's rows carry ``split`` = "fit" or "test"; :func:`from_published`
 fits on the "fit" rows only, so every error reported on a "test" row is out of sample:
@@ -79,7 +95,8 @@ from .fitting import Measurement, fit_allreduce, fit_terms
 
 __all__ = ["PublishedSource", "SOURCES", "DROPPED", "published_sources", "table", "rows",
            "from_published", "fitted_terms", "allreduce_fit", "NODES", "predict_rows", "error_table",
-           "split_of", "SPLITS", "validate", "table_header", "Row"]
+           "split_of", "SPLITS", "validate", "table_header", "Row", "ENGINE_ROWS", "PHASES",
+           "model_error", "calibrated_cluster", "identified_terms", "context_varies_at_fixed_batch"]
 
 
 @dataclass(frozen=True)
@@ -108,7 +125,7 @@ class PublishedSource:
 
 
 _END_TO_END_TERMS = ("flops_efficiency", "gemm_half_tokens", "attention_efficiency", "overhead",
-                     "context_seconds")
+                     "item_seconds", "context_seconds")
 #: Terms an end-to-end source (one model at one tp) cannot separate from others, held at the values
 #: Vidur's per-operator kernel table gives for the same GPU: η_W (it trades one for one with the
 #: per-step overhead: Splitwise's and Sarathi's fit errors are the same to 4 digits for any η_W from
@@ -173,14 +190,15 @@ _SPLITWISE_GPU = {"a100-80gb": "A100-80GB", "h100-80gb": "H100-SXM"}
 
 def published_sources() -> pd.DataFrame:
     """One row per source: ``source``, ``citation``, ``engine``, ``hardware``, ``gpus``, ``models``,
-    ``tp``, ``terms`` fitted to it, ``held_from_vidur`` (terms it cannot identify, taken from Vidur's
+    ``tp``, ``terms`` fitted to it (:func:`identified_terms` of its GPUs), ``held_from_vidur`` (terms it cannot identify, taken from Vidur's
     kernel fit of the same GPU), ``fit_rows`` / ``test_rows`` (all GPUs), ``dropped`` and ``licence``."""
     out = []
     for s in SOURCES.values():
         r = rows(s.name)
         out.append({"source": s.name, "citation": s.citation, "engine": s.engine, "hardware": s.hardware,
                     "gpus": ", ".join(s.gpus), "models": ", ".join(s.models),
-                    "tp": ", ".join(map(str, s.tps)), "terms": ", ".join(s.terms),
+                    "tp": ", ".join(map(str, s.tps)),
+                    "terms": ", ".join(t for t in s.terms if any(t in identified_terms(s.name, g) for g in s.gpus)),
                     "held_from_vidur": ", ".join(s.held_terms),
                     "fit_rows": sum(x.split == "fit" for x in r), "test_rows": sum(x.split == "test" for x in r),
                     "dropped": DROPPED[s.name], "licence": s.licence})
@@ -416,11 +434,14 @@ def _base_model(source: str, gpu: str, model, tp: int, layers_only: bool = False
 def fitted_terms(source: str, gpu: str, split: str = "interleaved") -> dict:
     """The terms of ``source`` (:attr:`PublishedSource.terms`) fitted to its "fit" rows on ``gpu``
     (:func:`pdlib.fitting.fit_terms`; ``split`` as in :func:`split_of`), as a dict; the other
-    terms stay the pure roofline's (0 / None). Cached: a fit takes about a second at most."""
+    terms stay the pure roofline's (0 / None). Only the terms :func:`identified_terms` names are
+    fitted: ``context_seconds`` is left out (0) where the fit rows cannot tell it from the per-item
+    cost. Cached: a fit takes about a second at most."""
     from . import fitting as ft
     s = _check_source(source)
     gpu = _gpu_name(source, gpu)
     fit = [r for r in rows(source, gpu) if split_of(r, split) == "fit"]
+    terms = identified_terms(source, gpu, split)
     groups: dict = {}
     for r in fit:
         groups.setdefault((r.model, r.tp), []).append(r.measurement)
@@ -433,7 +454,38 @@ def fitted_terms(source: str, gpu: str, split: str = "interleaved") -> dict:
     probs = [ft._Problem(_base_model(source, gpu, m, tp, layers_only=source == "vidur", **held), meas)
              for (m, tp), meas in sorted(groups.items())]
     start = _base_model(source, gpu, fit[0].model, fit[0].tp, layers_only=source == "vidur", **held)
-    return {**held, **ft._fit_problem(_JointProblem(probs), start, s.terms)}
+    return {**held, **ft._fit_problem(_JointProblem(probs), start, terms)}
+
+
+def context_varies_at_fixed_batch(row_list) -> bool:
+    """True when ``row_list`` (:class:`Row` objects) holds two decode steps (one step whose items
+    all have one new token) with the same batch and different mean contexts: the only rows that
+    separate a per-cached-token cost from a per-request one (module docstring)."""
+    seen: dict = {}
+    for r in row_list:
+        m = r.measurement
+        if m.kind != "step" or any(n != 1 for n, _ in m.steps[0]):
+            continue
+        items = m.steps[0]
+        seen.setdefault(len(items), set()).add(sum(L for _, L in items) / len(items))
+    return any(len(contexts) > 1 for contexts in seen.values())
+
+
+def identified_terms(source: str, gpu, split: str = "interleaved") -> tuple:
+    """The terms :func:`fitted_terms` fits for ``source`` on ``gpu`` (``split`` as in
+    :func:`split_of`): :attr:`PublishedSource.terms`, less ``context_seconds`` when the fit rows do
+    not vary the decode context at a fixed batch (:func:`context_varies_at_fixed_batch`) — then the
+    batch slope of the decode steps is a per-item cost (``item_seconds``) and the per-cached-token
+    cost stays 0, the KV read the roofline prices (module docstring, "Per request or per cached
+    token?")."""
+    s = _check_source(source)
+    g = _gpu_name(source, gpu)
+    if "context_seconds" not in s.terms:
+        return s.terms
+    fit = [r for r in rows(source, g) if split_of(r, split) == "fit"]
+    if context_varies_at_fixed_batch(fit):
+        return s.terms
+    return tuple(t for t in s.terms if t != "context_seconds")
 
 
 class _JointProblem:
@@ -527,9 +579,91 @@ def validate(source: str, gpu, row_list=None, model_source: str | None = None,
 
 
 def error_table(df: pd.DataFrame, by=("split", "phase")) -> pd.DataFrame:
-    """Median and 90th-percentile |relative error| of the calibrated and the roofline predictions
+    """Median and 90th-percentile absolute relative error of the calibrated and the roofline predictions
     in ``df`` (from :func:`validate`), grouped ``by``; with the number of rows."""
     g = df.assign(cal=df.calibrated_err.abs(), roof=df.roofline_err.abs()).groupby(list(by))
     return pd.DataFrame({"rows": g.size(), "calibrated_median": g.cal.median(),
                          "calibrated_p90": g.cal.quantile(0.9), "roofline_median": g.roof.median(),
                          "roofline_p90": g.roof.quantile(0.9)})
+
+
+# ---------------------------------------------------------------------- the error a comparison carries
+#: The whole-step (engine) measurements of each GPU: where a model's prefill and decode error is
+#: measured when its own source has no such rows (Vidur measured kernels, the roofline nothing).
+ENGINE_ROWS = {"A100-80GB": "splitwise", "H100-SXM": "splitwise", "A100-PCIe-80GB": "sarathi"}
+
+#: Phases a row can have (:class:`Row`); "layer" is Vidur's one-layer kernel sum.
+PHASES = ("prefill", "decode", "mixed", "chunked", "layer")
+
+
+@functools.lru_cache(maxsize=None)
+def model_error(source: str, phase: str, gpu=None, stat: str = "median") -> float:
+    """Out-of-sample absolute relative error of the cost model ``source`` prices ``phase`` steps with, on
+    ``gpu`` (None: the rows of every GPU the source measured, pooled): the ``stat`` ("median" or
+    "p90") of ``|predicted / measured − 1|`` over rows it was not fitted on.
+
+    ``source``: "splitwise", "sarathi", "vidur" (:func:`from_published`) or "roofline" (the default
+    :class:`~pdlib.CostModel`). The rows: ``source``'s own "test" rows of ``phase`` where it has
+    some (:func:`validate`); otherwise the whole-step measurements of the GPU (:data:`ENGINE_ROWS`:
+    Splitwise's on A100-80GB and H100-SXM, Sarathi-Serve's on A100-PCIe-80GB), every row of which
+    is out of sample for a model that was not fitted on them — so Vidur's prefill or decode error is
+    the error of its kernel-only model on an engine's steps, and the roofline's is its error on all
+    of them (``"layer"`` rows of the roofline: Vidur's). A ``gpu`` the source did not measure
+    raises ValueError, as :func:`from_published` does; so do unknown sources, phases and a phase
+    with no measured row there. Cached."""
+    if stat not in ("median", "p90"):
+        raise ValueError(f"stat must be 'median' or 'p90', got {stat!r}")
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+    if source != "roofline" and source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; allowed: 'roofline', {', '.join(map(repr, SOURCES))}")
+    if gpu is None:
+        gpus = list(SOURCES[source].gpus if source != "roofline" else ENGINE_ROWS)
+    else:
+        gpus = [(hw.gpu(gpu) if isinstance(gpu, str) else gpu).name]
+        if source != "roofline":
+            _gpu_name(source, gpus[0])                    # a GPU the source measured, or ValueError
+    errs = []
+    for g in gpus:
+        own = source != "roofline" and any(r.phase == phase for r in rows(source, g))
+        if own:
+            df = validate(source, g)
+            df = df[(df.split == "test") & (df.phase == phase)]
+            errs.append(df.calibrated_err.abs().to_numpy())
+            continue
+        rows_of = "vidur" if phase == "layer" else ENGINE_ROWS.get(g)
+        if rows_of is None or (source == "vidur" and phase == "layer"):
+            raise ValueError(f"no measured {phase} step on {g}; engine steps were measured on "
+                             f"{', '.join(ENGINE_ROWS)}")
+        if source == "roofline":
+            df = validate(rows_of, g)
+            col = "roofline_err"
+        else:
+            df = validate(rows_of, g, model_source=source)
+            col = "calibrated_err"
+        df = df[df.phase == phase]
+        if df.empty:
+            raise ValueError(f"{rows_of} measured no {phase} step on {g}")
+        errs.append(df[col].abs().to_numpy())
+    e = np.concatenate(errs)
+    return float(np.median(e) if stat == "median" else np.quantile(e, 0.9))
+
+
+def calibrated_cluster(cluster, source: str | None):
+    """``cluster`` (a :func:`pdlib.sim.colocated` or :func:`pdlib.sim.disaggregated` cluster) with
+    each of its cost models given the terms :func:`from_published` fits to ``source`` for that
+    model, GPU and tp — each pool its own, so a prefill pool at tp 2 and a decode pool at tp 8 each
+    get the all-reduce measured at their own tp (``sim.disaggregated``'s one ``cost_kwargs`` cannot
+    do that). Everything else (dtypes, KV capacity, schedulers) is kept. ``source`` None returns
+    ``cluster`` unchanged (the roofline)."""
+    if source is None:
+        return cluster
+
+    def cal(cm: CostModel) -> CostModel:
+        return replace(cm, **from_published(cm.model, cm.gpu.name, cm.tp, source).knobs())
+    if isinstance(getattr(cluster, "decode_cost", None), CostModel):
+        return replace(cluster, prefill_cost=cal(cluster.prefill_cost), decode_cost=cal(cluster.decode_cost))
+    if isinstance(getattr(cluster, "cost", None), CostModel):
+        return replace(cluster, cost=cal(cluster.cost))
+    raise TypeError(f"expected a simulator cluster (pdlib.sim.colocated / disaggregated), got "
+                    f"{type(cluster).__name__}")

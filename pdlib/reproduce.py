@@ -11,6 +11,13 @@ that decides how many GPUs a service needs.
 
 An ``xPyD`` configuration is ``x`` prefill instances and ``y`` decode instances (one GPU each
 here, tp = 1), joined by a KV link.
+
+**Calibrated reruns.** Every experiment takes ``calibration``: None (default) prices its steps
+with the pure roofline; a published source ("splitwise", "vidur", "sarathi";
+:func:`pdlib.calibrate.from_published`) prices every instance with the terms fitted to that
+source's GPU measurements, each pool at its own tp (:func:`pdlib.published.calibrated_cluster`).
+The result records ``calibration``; :func:`pdlib.published.model_error` gives the model's
+out-of-sample error to state beside it.
 """
 from __future__ import annotations
 
@@ -23,10 +30,11 @@ import pandas as pd
 from . import hardware as hw
 from . import models as mdl
 from . import progress as _progress
+from . import published as pub
 from . import sim
 from .cost import CostModel
 # deployment arithmetic lives in the planner (sim → planner → reproduce); re-exported here
-from .planner import config_name, config_price, cost_per_million_tokens, xpyd_configs
+from .planner import config_name, config_price, cost_model, cost_per_million_tokens, xpyd_configs
 
 __all__ = ["DISTSERVE_SLO", "DISTSERVE_PAPER", "SPLITWISE_PAPER", "distserve_prefill_fit",
            "distserve_decode_fit", "distserve_fit_table", "distserve_bw_efficiency", "xpyd_configs",
@@ -125,7 +133,7 @@ def xpyd_goodput(n_prefill: int, n_decode: int, *, model: str = "OPT-13B",
                  link: str = "NVLink3", prompt: int = 512, output: int = 64,
                  slo: dict | None = None, n: int = 1000, seed: int = 0, tol: float = 0.05,
                  first_token: str = "decode", transfer: str = "whole",
-                 cost_kwargs: dict | None = None) -> sim.Goodput:
+                 cost_kwargs: dict | None = None, calibration: str | None = None) -> sim.Goodput:
     """Goodput (req/s, and per GPU) of one ``n_prefill``P``n_decode``D deployment on a Poisson
     workload of ``n`` requests with fixed ``prompt``/``output`` lengths (tokens), for ``slo``
     (default :data:`DISTSERVE_SLO`) at 90% attainment. The bisection searches 0.05 … 32 req/s per
@@ -134,11 +142,12 @@ def xpyd_goodput(n_prefill: int, n_decode: int, *, model: str = "OPT-13B",
     ``transfer`` defaults to "whole": DistServe's decoding instances pull a request's KV cache
     once its prefill has finished, the prefill GPU's memory serving as the queue (DistServe,
     OSDI 2024, §4.3 "Combat burstiness"); vLLM's NIXL connector, which llm-d and Dynamo's vLLM
-    path use, also reads the cache after the prefill. "layerwise" streams it during the prefill."""
+    path use, also reads the cache after the prefill. "layerwise" streams it during the prefill.
+    ``calibration``: see the module docstring."""
     def make():
-        return sim.disaggregated(model=model, prefill_gpu=prefill_gpu, decode_gpu=decode_gpu,
-                                 link=link, n_prefill=n_prefill, n_decode=n_decode,
-                                 first_token=first_token, transfer=transfer, cost_kwargs=cost_kwargs)
+        return pub.calibrated_cluster(sim.disaggregated(
+            model=model, prefill_gpu=prefill_gpu, decode_gpu=decode_gpu, link=link, n_prefill=n_prefill,
+            n_decode=n_decode, first_token=first_token, transfer=transfer, cost_kwargs=cost_kwargs), calibration)
     g = n_prefill + n_decode
     return sim.goodput(make, _poisson(prompt, output, n, seed), slo or DISTSERVE_SLO,
                        lo=0.05 * g, hi=32.0 * g, tol=tol)
@@ -164,7 +173,8 @@ def xpyd_search(configs: Iterable[tuple[int, int]], *, progress: bool = False, *
 
 def distserve_example(n: int = 1000, seed: int = 0, progress: bool = False, *,
                       model: str = "OPT-13B", gpu: str = "A100-80GB", link: str = "NVLink3",
-                      max_gpus: int = 4, tol: float = 0.05, cost_kwargs: dict | None = None) -> dict:
+                      max_gpus: int = 4, tol: float = 0.05, cost_kwargs: dict | None = None,
+                      calibration: str | None = None) -> dict:
     """DistServe's motivating example (§2.2, fig. 1): a 13B model on A100-80GB, 512-token prompts
     and 64-token outputs, Poisson arrivals, SLO :data:`DISTSERVE_SLO` at 90% attainment.
 
@@ -172,7 +182,8 @@ def distserve_example(n: int = 1000, seed: int = 0, progress: bool = False, *,
     "Llama-2-13B" has the same layers, width and attention and gives step times within 1%.
     ``n`` requests per simulation, arrivals seeded with ``seed``; ``progress`` shows tqdm bars;
     ``tol`` is the bisection's relative width; ``cost_kwargs`` go to :class:`~pdlib.CostModel`
-    (e.g. ``{"bw_efficiency": distserve_bw_efficiency()}`` to match DistServe's decode fit).
+    (e.g. ``{"bw_efficiency": distserve_bw_efficiency()}`` to match DistServe's decode fit);
+    ``calibration`` a published source (module docstring; "vidur" for DistServe's A100).
     Returns a dict:
 
     * ``colocated_per_gpu``: goodput of one A100 running vLLM-style continuous batching (req/s);
@@ -183,20 +194,20 @@ def distserve_example(n: int = 1000, seed: int = 0, progress: bool = False, *,
       concatenates with sweeps of other shapes), plus ``vs_colocated`` (per-GPU goodput ÷
       colocated);
     * ``best_config`` (e.g. "2P1D"), ``disaggregated_per_gpu`` (its goodput per GPU), ``ratio``;
-    * ``paper``: :data:`DISTSERVE_PAPER`; ``model``, ``gpu``, ``link``, ``slo``.
+    * ``paper``: :data:`DISTSERVE_PAPER`; ``model``, ``gpu``, ``link``, ``slo``, ``calibration``.
 
     The KV link defaults to NVLink3 (DistServe places a 13B model's P and D instances in one node).
     """
     wl = _poisson(512, 64, n, seed)
     common = dict(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=link, n=n, seed=seed, tol=tol,
-                  cost_kwargs=cost_kwargs)
+                  cost_kwargs=cost_kwargs, calibration=calibration)
     kw = dict(common, prompt=512, output=64)
     steps = ["colocated", "prefill-only", "decode-only", "xPyD search"]
     bar = _progress.over(steps, progress, "DistServe example")
     out: dict = {}
     for step in bar:
         if step == "colocated":
-            c = sim.colocated(model=model, gpu=gpu, cost_kwargs=cost_kwargs)
+            c = pub.calibrated_cluster(sim.colocated(model=model, gpu=gpu, cost_kwargs=cost_kwargs), calibration)
             out["colocated_per_gpu"] = sim.goodput(c, wl, DISTSERVE_SLO, lo=0.05, hi=16.0, tol=tol).per_gpu
         elif step == "prefill-only":     # one P, enough D that decode never limits; TTFT only
             out["prefill_only_rps"] = xpyd_goodput(1, 4, **{**kw, "slo": {"ttft": DISTSERVE_SLO["ttft"]}}).rate
@@ -209,7 +220,7 @@ def distserve_example(n: int = 1000, seed: int = 0, progress: bool = False, *,
     best = table.loc[table.per_gpu.idxmax()]
     out.update(table=table, best_config=str(best.config), disaggregated_per_gpu=float(best.per_gpu),
                ratio=float(best.per_gpu / out["colocated_per_gpu"]), paper=dict(DISTSERVE_PAPER),
-               model=model, gpu=gpu, link=link, slo=dict(DISTSERVE_SLO))
+               model=model, gpu=gpu, link=link, slo=dict(DISTSERVE_SLO), calibration=calibration)
     return out
 
 
@@ -390,7 +401,8 @@ def compare(paper: float, ours: float, kind: str = "ratio", tol: float = REPRODU
     is none. "reproduced" when e_ours has e_paper's sign and ``abs(e_ours / e_paper − 1) ≤ tol``;
     otherwise "same direction, smaller effect" / "same direction, larger effect" when the signs
     agree, "not reproduced" when they do not (or ours is exactly 1). ``tie=True`` (ours is within
-    the measurement's own resolution of 1) gives "no effect within resolution".
+    the error of the cost model behind it, :func:`pdlib.planner.comparison_band`, or the
+    measurement's own resolution, of 1: no effect shown) gives "no effect within error".
     ``kind="quantity"``: a value (Gb/s, a P:D ratio): "reproduced" when ours/paper lies in
     [1/(1 + ``tol``), 1 + ``tol``], else "not reproduced: lower" / "not reproduced: higher"."""
     if not (paper > 0 and ours > 0):
@@ -405,7 +417,7 @@ def compare(paper: float, ours: float, kind: str = "ratio", tol: float = REPRODU
     if paper == 1:
         raise ValueError("a ratio of 1 has no effect to compare with")
     if tie:
-        return "no effect within resolution"
+        return "no effect within error"
     e_p, e_o = math.log(paper), math.log(ours)
     if e_o == 0 or (e_o > 0) != (e_p > 0):
         return "not reproduced"
@@ -531,7 +543,8 @@ def distserve_slo_scale(rate_per_gpu: float = 6.0, *, scales: Sequence[float] | 
                         max_gpus: int = 4, model: str = "OPT-13B", gpu: str = "A100-80GB",
                         link: str = "NVLink3", prompt: int = 512, output: int = 64,
                         slo: dict | None = None, target: float = 0.9, n: int = 600, seed: int = 0,
-                        transfer: str = "whole", progress: bool = False) -> dict:
+                        transfer: str = "whole", calibration: str | None = None,
+                        progress: bool = False) -> dict:
     """DistServe's SLO-scale experiment (§6, fig. 8 style) on its running example: at a fixed load
     of ``rate_per_gpu`` req/s per GPU, the fraction of requests meeting the SLO when both targets
     of ``slo`` (default :data:`DISTSERVE_SLO`) are multiplied by a scale s.
@@ -549,7 +562,8 @@ def distserve_slo_scale(rate_per_gpu: float = 6.0, *, scales: Sequence[float] | 
     ``configs`` (DataFrame: config, n_gpus, scale_at_target per xPyD), ``best_config``,
     ``colocated_scale`` and ``disaggregated_scale`` (smallest scales reaching ``target``),
     ``tighter`` (their ratio, DistServe's "× tighter SLO"), ``paper``
-    (:data:`DISTSERVE_SLO_SCALE_PAPER`), ``rate_per_gpu``, ``slo``.
+    (:data:`DISTSERVE_SLO_SCALE_PAPER`), ``rate_per_gpu``, ``slo``, ``calibration`` (module
+    docstring).
     """
     if not rate_per_gpu > 0:
         raise ValueError(f"rate_per_gpu must be > 0 req/s, got {rate_per_gpu!r}")
@@ -558,15 +572,16 @@ def distserve_slo_scale(rate_per_gpu: float = 6.0, *, scales: Sequence[float] | 
     wl = _poisson(prompt, output, n, seed)
     rows, need = [], {}
     for p, d in _progress.over(xpyd_configs(max_gpus), progress, "xPyD at fixed load"):
-        c = sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=link, n_prefill=p,
-                              n_decode=d, transfer=transfer)
+        c = pub.calibrated_cluster(sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=link,
+                                                     n_prefill=p, n_decode=d, transfer=transfer), calibration)
         need[p, d] = _required_scale(sim.simulate(c, wl(rate_per_gpu * (p + d))).requests, s)
         rows.append({"config": config_name(p, d), "n_prefill": p, "n_decode": d, "n_gpus": p + d,
                      "scale_at_target": scale_at_attainment(need[p, d], target)})
     configs = pd.DataFrame(rows)
     b = configs.loc[configs.scale_at_target.idxmin()]
     g = int(b.n_gpus)
-    col = sim.colocated(model=model, gpu=gpu, instances=g, router="least_loaded")
+    col = pub.calibrated_cluster(sim.colocated(model=model, gpu=gpu, instances=g, router="least_loaded"),
+                                 calibration)
     need_col = _required_scale(sim.simulate(col, wl(rate_per_gpu * g)).requests, s)
     need_dis = need[int(b.n_prefill), int(b.n_decode)]
     curve = pd.DataFrame({"scale": grid,
@@ -576,7 +591,7 @@ def distserve_slo_scale(rate_per_gpu: float = 6.0, *, scales: Sequence[float] | 
     return {"curve": curve, "configs": configs, "best_config": str(b.config), "n_gpus": g,
             "colocated_scale": cs, "disaggregated_scale": ds, "tighter": cs / ds,
             "paper": dict(DISTSERVE_SLO_SCALE_PAPER), "rate_per_gpu": rate_per_gpu, "slo": s,
-            "target": target}
+            "target": target, "calibration": calibration}
 
 
 def sarathi_meets(res: sim.Result, p99_tbt: float,
@@ -647,7 +662,7 @@ def sarathi_capacity_table(model, gpu: str, workload_fn: Callable[[float], objec
                            max_batch: int = SARATHI_PAPER["max_batch"], prefill_budget: int = 8192,
                            max_median_delay: float | None = SARATHI_PAPER["max_median_queue_delay"],
                            lo: float = 0.05, hi: float = 16.0, tol: float = 0.1,
-                           progress: bool = False) -> pd.DataFrame:
+                           calibration: str | None = None, progress: bool = False) -> pd.DataFrame:
     """Sarathi-Serve's capacity (:func:`sarathi_meets`) of one ``tp`` × ``gpu`` instance of
     ``model`` on ``workload_fn(rate)``, for each SLO level and for both schedulers.
 
@@ -658,7 +673,8 @@ def sarathi_capacity_table(model, gpu: str, workload_fn: Callable[[float], objec
     ``lo`` and ``hi`` req/s to relative width ``tol`` (:func:`_bracket`), each search started
     from the one before it (the same scheduler at the previous level; the first chunked search
     from twice prefill priority's capacity); runs are shared between levels with the same
-    scheduler and budget.
+    scheduler and budget. ``calibration``: see the module docstring ("sarathi" for the paper's
+    A100 PCIe cards).
 
     Columns: slo, p99_tbt_slo (s), scheduler, token_budget, capacity (req/s), p99_tbt (s, all
     gaps) and median_queue_delay (s) at capacity, req_attainment (fraction of requests whose own
@@ -670,9 +686,9 @@ def sarathi_capacity_table(model, gpu: str, workload_fn: Callable[[float], objec
 
     def probe(sched: str, budget: int) -> _Probe:
         if (sched, budget) not in probes:
-            probes[sched, budget] = _Probe(lambda: sim.colocated(
+            probes[sched, budget] = _Probe(lambda: pub.calibrated_cluster(sim.colocated(
                 model=model, gpu=gpu, tp=tp, scheduler=sched, chunk_size=budget,
-                max_batch=max_batch), workload_fn)
+                max_batch=max_batch), calibration), workload_fn)
         return probes[sched, budget]
 
     cases = [(name, t, sched, b if sched == "chunked" else prefill_budget)
@@ -713,7 +729,8 @@ def sarathi_capacity(model: str = "Mistral-7B-v0.1", *,
                      max_median_delay: float | None = SARATHI_PAPER["max_median_queue_delay"],
                      max_batch: int = SARATHI_PAPER["max_batch"], n: int = 300, seed: int = 0,
                      lo: float = 0.05, hi: float = 16.0, tol: float = 0.1,
-                     full_attention: bool = False, progress: bool = False) -> dict:
+                     full_attention: bool = False, calibration: str | None = None,
+                     progress: bool = False) -> dict:
     """Sarathi-Serve's capacity experiment (:data:`SARATHI_PAPER`, §5.1 and fig. 10) for one
     model over the paper's grid: each dataset in ``datasets`` (:func:`sarathi_workload`, ``n``
     requests, Poisson arrivals seeded with ``seed``) × each SLO level, prefill-priority (vLLM)
@@ -726,14 +743,15 @@ def sarathi_capacity(model: str = "Mistral-7B-v0.1", *,
     prefill-priority scheduler's per-step budget is the dataset's length filter (8,192 or 16,384
     tokens, vLLM's ``max_num_batched_tokens`` = the maximum sequence length). The model keeps its
     sliding window (Mistral-7B: 4,096 tokens, "GQA-SW" in table 1); ``full_attention=True`` runs
-    it without (:func:`without_sliding_window`).
+    it without (:func:`without_sliding_window`). ``calibration``: see the module docstring
+    ("sarathi": the terms fitted to Sarathi-Serve's own A100 PCIe measurements).
 
     Returns a dict: ``table`` (DataFrame: dataset plus :func:`sarathi_capacity_table`'s columns),
     ``gain`` (DataFrame indexed by (dataset, slo): chunked ÷ prefill-priority capacity),
     ``max_gain`` and ``max_at`` ((dataset, slo) where it is reached): the maximum over the grid,
     the number to set beside the paper's ``paper_gain`` ("up to"), and ``paper_point``: our gain at
     the point the paper names for its headline (Yi-34B: openchat_sharegpt4, strict), else NaN;
-    ``paper``, ``model``, ``gpu``, ``tp``, ``n``, ``tol``.
+    ``paper``, ``model``, ``gpu``, ``tp``, ``n``, ``tol``, ``calibration``.
     """
     if model not in SARATHI_PAPER["deployments"] and (gpu is None or tp is None or slos is None):
         raise KeyError(f"no paper deployment for {model!r} (known: "
@@ -754,7 +772,8 @@ def sarathi_capacity(model: str = "Mistral-7B-v0.1", *,
         t = sarathi_capacity_table(spec, gpu, wl, {k: (v, budgets[k]) for k, v in levels.items()},
                                    tp=tp, max_batch=max_batch,
                                    prefill_budget=SARATHI_PAPER["datasets"][ds]["max_tokens"],
-                                   max_median_delay=max_median_delay, lo=lo, hi=hi, tol=tol)
+                                   max_median_delay=max_median_delay, lo=lo, hi=hi, tol=tol,
+                                   calibration=calibration)
         frames.append(t.assign(dataset=ds))
     table = pd.concat(frames, ignore_index=True)
     table = table[["dataset"] + [c for c in table.columns if c != "dataset"]]
@@ -764,7 +783,8 @@ def sarathi_capacity(model: str = "Mistral-7B-v0.1", *,
     return {"table": table, "gain": gain, "max_gain": float(gain.max()), "max_at": at,
             "paper_gain": SARATHI_PAPER["gain"].get(model, float("nan")),
             "paper_point": float(gain.get(point, float("nan"))) if point else float("nan"),
-            "paper": dict(SARATHI_PAPER), "model": model, "gpu": gpu, "tp": tp, "n": n, "tol": tol}
+            "paper": dict(SARATHI_PAPER), "model": model, "gpu": gpu, "tp": tp, "n": n, "tol": tol,
+            "calibration": calibration}
 
 
 def gbps_link(gbps: float, latency: float = 1e-5) -> hw.Link:
@@ -777,11 +797,12 @@ def gbps_link(gbps: float, latency: float = 1e-5) -> hw.Link:
 
 
 def kv_emission_gbps(prompt: int, *, model: str = "Llama-2-70B", gpu: str = "A100-80GB",
-                     tp: int = 8) -> float:
+                     tp: int = 8, calibration: str | None = None) -> float:
     """Rate (Gb/s) at which one prefill instance produces KV cache for a ``prompt``-token prompt:
-    ``8 · prompt · kv_bytes_per_token / prefill_time / 1e9``. A layer-by-layer transfer over a
-    link faster than this hides behind the prefill; a slower one stretches it."""
-    cm = CostModel(model, gpu, tp=tp)
+    ``8 · prompt · kv_bytes_per_token / prefill_time / 1e9`` (prefill priced by the roofline, or
+    by ``calibration``'s fitted terms). A layer-by-layer transfer over a link faster than this
+    hides behind the prefill; a slower one stretches it."""
+    cm = cost_model(model, gpu, tp, calibration)
     return 8 * prompt * cm.model.kv_bytes_per_token("bf16") / float(cm.prefill(prompt).time) / 1e9
 
 
@@ -804,7 +825,7 @@ def mooncake_bandwidth_knee(bandwidths_gbps: Sequence[float] = (24, 32, 48, 64, 
                             model: str = "Llama-2-70B", gpu: str = "A100-80GB",
                             transfers: Sequence[str] = ("whole", "layerwise"),
                             first_token: str = "decode", knee_tol: float = 0.10, seed: int = 0,
-                            progress: bool = False) -> dict:
+                            calibration: str | None = None, progress: bool = False) -> dict:
     """Mooncake's network experiment (:data:`MOONCAKE_PAPER`): mean and P90 TTFT of a
     disaggregated cluster against the bandwidth of each prefill node's network.
 
@@ -818,7 +839,8 @@ def mooncake_bandwidth_knee(bandwidths_gbps: Sequence[float] = (24, 32, 48, 64, 
     Returns a dict: ``table`` (DataFrame: transfer, gbps, ttft_mean, ttft_p90, transfer_mean (s),
     link_util = offered KV bytes per second ÷ bandwidth per prefill node), ``knee`` (transfer mode
     → :func:`bandwidth_knee` of the mean TTFT), ``emission_gbps`` (:func:`kv_emission_gbps` at
-    the workload's mean prompt), ``kv_gb_mean`` (GB of KV per request, mean), ``paper``.
+    the workload's mean prompt), ``kv_gb_mean`` (GB of KV per request, mean), ``paper``,
+    ``calibration`` (module docstring).
     """
     from . import workload as wlmod
     bws = sorted(float(b) for b in bandwidths_gbps)
@@ -831,9 +853,9 @@ def mooncake_bandwidth_knee(bandwidths_gbps: Sequence[float] = (24, 32, 48, 64, 
     rows = []
     cases = [(t, b) for t in transfers for b in bws]
     for t, b in _progress.over(cases, progress, "bandwidths"):
-        c = sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=gbps_link(b),
-                              n_prefill=n_prefill, n_decode=n_decode, prefill_tp=tp, decode_tp=tp,
-                              transfer=t, first_token=first_token)
+        c = pub.calibrated_cluster(sim.disaggregated(
+            model=model, prefill_gpu=gpu, decode_gpu=gpu, link=gbps_link(b), n_prefill=n_prefill,
+            n_decode=n_decode, prefill_tp=tp, decode_tp=tp, transfer=t, first_token=first_token), calibration)
         df = sim.simulate(c, w).requests
         fin = df[df.status == "finished"]
         rows.append({"transfer": t, "gbps": b, "ttft_mean": float(fin.ttft.mean()),
@@ -843,9 +865,10 @@ def mooncake_bandwidth_knee(bandwidths_gbps: Sequence[float] = (24, 32, 48, 64, 
     table = pd.DataFrame(rows)
     knee = {t: bandwidth_knee(g.gbps, g.ttft_mean, knee_tol) for t, g in table.groupby("transfer")}
     return {"table": table, "knee": knee, "knee_tol": knee_tol,
-            "emission_gbps": kv_emission_gbps(int(round(w.prompt.mean())), model=model, gpu=gpu, tp=tp),
+            "emission_gbps": kv_emission_gbps(int(round(w.prompt.mean())), model=model, gpu=gpu, tp=tp,
+                                              calibration=calibration),
             "kv_gb_mean": float(w.prompt.mean()) * kv_tok / 1e9, "paper": dict(MOONCAKE_PAPER),
-            "workload": workload, "rate": rate, "model": model, "tp": tp}
+            "workload": workload, "rate": rate, "model": model, "tp": tp, "calibration": calibration}
 
 
 def mooncake_pd_ratio(n_nodes: int = 8, *, tbt_slos: Sequence[float] = MOONCAKE_PAPER["tbt_slos"],
@@ -854,7 +877,8 @@ def mooncake_pd_ratio(n_nodes: int = 8, *, tbt_slos: Sequence[float] = MOONCAKE_
                       model: str = "Llama-2-70B", gpu: str = "A100-80GB",
                       link: str = "Mooncake-RoCE-4x200G", overload_rate: float | None = None,
                       check_load: float | None = 0.9, cached_fraction: float = 0.0, seed: int = 0,
-                      transfer: str = "layerwise", progress: bool = False) -> pd.DataFrame:
+                      transfer: str = "layerwise", calibration: str | None = None,
+                      progress: bool = False) -> pd.DataFrame:
     """Mooncake's P:D sweep (:data:`MOONCAKE_PAPER`): every split of ``n_nodes`` nodes of ``tp`` ×
     ``gpu`` into xPyD, each run with a queue that never empties, on ``n`` requests with the named
     ``workload``'s lengths.
@@ -883,7 +907,8 @@ def mooncake_pd_ratio(n_nodes: int = 8, *, tbt_slos: Sequence[float] = MOONCAKE_
     per_node (req/s per node), tbt_p90 (s), ttft_mean (s, at saturation: queueing included),
     attainment_check and,
     for each TBT target t in ``tbt_slos``, ``meets_<t>`` (bool) and ``best_<t>`` (the highest
-    capacity among the splits meeting t). ``ttft_slo`` is recorded in ``df.attrs``.
+    capacity among the splits meeting t). ``ttft_slo`` and ``calibration`` (module docstring) are
+    recorded in ``df.attrs``.
     """
     from . import workload as wlmod
     if not isinstance(n_nodes, (int, np.integer)) or n_nodes < 2:
@@ -899,8 +924,9 @@ def mooncake_pd_ratio(n_nodes: int = 8, *, tbt_slos: Sequence[float] = MOONCAKE_
     rows = []
     for p in _progress.over(list(range(1, n_nodes)), progress, "P:D splits"):
         d = n_nodes - p
-        c = sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=link, n_prefill=p,
-                              n_decode=d, prefill_tp=tp, decode_tp=tp, transfer=transfer)
+        c = pub.calibrated_cluster(sim.disaggregated(model=model, prefill_gpu=gpu, decode_gpu=gpu, link=link,
+                                                     n_prefill=p, n_decode=d, prefill_tp=tp, decode_tp=tp,
+                                                     transfer=transfer), calibration)
         r = sim.simulate(c, w)
         summ, df = r.summary(), r.requests
         cap = summ["throughput_rps"]
@@ -917,7 +943,7 @@ def mooncake_pd_ratio(n_nodes: int = 8, *, tbt_slos: Sequence[float] = MOONCAKE_
         out[f"meets_{t:g}"] = meets
         out[f"best_{t:g}"] = meets & (out.capacity == out.capacity[meets].max()) if meets.any() else False
     out.attrs.update(ttft_slo=ttft_slo, overload_rate=rate, workload=workload, n_nodes=n_nodes,
-                     cached_fraction=cached_fraction)
+                     cached_fraction=cached_fraction, calibration=calibration)
     return out
 
 
@@ -925,7 +951,7 @@ def splitwise_cost(*, workload: str = "azure-conv", model: str = "Llama-2-70B", 
                    slo: dict | None = None, configs: Sequence[tuple[int, int]] = ((2, 1),),
                    colocated_machines: int = 3, link: str = "HGX-H100-8x400G", n: int = 400,
                    seed: int = 0, tol: float = 0.1, transfer: str = "layerwise",
-                   progress: bool = False) -> dict:
+                   calibration: str | None = None, progress: bool = False) -> dict:
     """Splitwise's cost argument (:data:`SPLITWISE_PAPER`): H100 prefill machines with A100
     decode machines against homogeneous designs, at the SLO ``slo`` (default
     :data:`SPLITWISE_SLO`, 90% attainment).
@@ -951,7 +977,9 @@ def splitwise_cost(*, workload: str = "azure-conv", model: str = "Llama-2-70B", 
     rate (req/s), usd_per_hour, req_per_usd (requests per dollar = 3600·rate/usd_per_hour),
     best (most requests per dollar within the design)), ``best`` (one row per design), ``vs``
     (the heterogeneous design against each homogeneous one: throughput ratio, cost ratio,
-    requests-per-dollar ratio, each of the best rows), ``paper``, ``slo``, ``tol``.
+    requests-per-dollar ratio, each of the best rows), ``paper``, ``slo``, ``tol``,
+    ``calibration`` (module docstring; "splitwise": the terms fitted to Splitwise's own DGX-A100
+    and DGX-H100 profiles, each pool's GPU its own, μ too).
     """
     from . import workload as wlmod
     s = dict(slo or SPLITWISE_SLO)
@@ -971,18 +999,18 @@ def splitwise_cost(*, workload: str = "azure-conv", model: str = "Llama-2-70B", 
     rows = []
     for design, pg, dg, c in _progress.over(jobs, progress, "Splitwise designs"):
         if c is None:
-            make = (lambda g=pg: sim.colocated(model=model, gpu=g, tp=tp, instances=m,
-                                               router="least_loaded"))
+            make = (lambda g=pg: pub.calibrated_cluster(sim.colocated(model=model, gpu=g, tp=tp, instances=m,
+                                                                      router="least_loaded"), calibration))
             cfg, machines, usd = f"{m}× colocated", m, m * tp * hw.gpu(pg).price_per_hour
         else:
             p, d = c
-            make = (lambda p=p, d=d, pg=pg, dg=dg: sim.disaggregated(
+            make = (lambda p=p, d=d, pg=pg, dg=dg: pub.calibrated_cluster(sim.disaggregated(
                 model=model, prefill_gpu=pg, decode_gpu=dg, link=link, n_prefill=p, n_decode=d,
-                prefill_tp=tp, decode_tp=tp, transfer=transfer))
+                prefill_tp=tp, decode_tp=tp, transfer=transfer), calibration))
             cfg, machines, usd = config_name(p, d), p + d, tp * config_price(pg, dg, p, d)
         pr = _Probe(make, wl)
         n_pre = m if c is None else c[0]
-        mu = n_pre / float(np.mean(CostModel(model, pg, tp=tp).prefill(prompts).time))
+        mu = n_pre / float(np.mean(cost_model(model, pg, tp, calibration).prefill(prompts).time))
         ok = (lambda r, pr=pr: pr(r).slo_attainment(**s) >= 0.9)
         rate = _max_rate(ok, mu / 3, 1.25 * mu, tol) or _max_rate(ok, mu / 30, mu / 3, tol)
         rows.append({"design": design, "prefill_gpu": pg, "decode_gpu": dg, "config": cfg,
@@ -997,4 +1025,4 @@ def splitwise_cost(*, workload: str = "azure-conv", model: str = "Llama-2-70B", 
                         "req_per_usd_ratio": het.req_per_usd / best.loc[other, "req_per_usd"]}
                        for other in best.index if other != "split H100→A100"])
     return {"table": table, "best": best.reset_index(), "vs": vs, "paper": dict(SPLITWISE_PAPER),
-            "slo": s, "workload": workload, "model": model, "tp": tp, "tol": tol}
+            "slo": s, "workload": workload, "model": model, "tp": tp, "tol": tol, "calibration": calibration}

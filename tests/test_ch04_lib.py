@@ -224,3 +224,24 @@ def test_ch04_exercises_registered_and_solutions_pass():
     c = ch.largest_chunk_within(CostModel("Mistral-7B-v0.1", "A100-80GB"), 0.05, 64, 2000)
     assert check("ch04.largest_chunk", c).ok and not check("ch04.largest_chunk", 2 * c).ok
     assert check("ch04.largest_chunk", None).ok is None
+
+
+def test_plot_overhead_vs_measured_draws_a_calibrated_line_per_prompt():
+    from pdlib import published
+    cm = CostModel("Yi-34B", "A100-PCIe-80GB", tp=2)
+    cal = published.from_published("Yi-34B", "A100-PCIe-80GB", 2, "sarathi")
+    vs = ch.overhead_vs_sarathi(cm)
+    prompts = sorted(vs.prompt.unique())
+    curve, curve_c = (ch.overhead_curve(m, prompts, [512, 1024, 2048]) for m in (cm, cal))
+    ax = tradeoff.plot_overhead_vs_measured(curve, vs, calibrated=curve_c, labels=("roofline", "calibrated"))
+    dashed = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
+    assert len(dashed) == len(prompts)
+    c4 = curve_c[(curve_c.prompt == 4095) & (curve_c.chunk < 4095)].sort_values("chunk")
+    assert np.allclose(dashed[1].get_ydata(), (c4.relative - 1) * 100)
+    # the calibrated model prices the held-out 4,095-token prompt's chunking overhead near the
+    # measured one (18.9% at chunk 512), the roofline near zero
+    m = vs[(vs.prompt == 4095) & (vs.chunk == 512)].measured_relative.iloc[0] - 1
+    o_cal = ch.chunk_overhead(cal, 4095, 512) - 1
+    assert abs(o_cal - m) < 0.05 and ch.chunk_overhead(cm, 4095, 512) - 1 < 0.01
+    with pytest.raises(KeyError, match="calibrated"):
+        tradeoff.plot_overhead_vs_measured(curve, vs, calibrated=curve_c.drop(columns="relative"))

@@ -106,3 +106,32 @@ def test_burstiness_sweep_and_cost_table():
     row = p.best("per_usd", "colocated")
     assert ct.loc["colocated", "usd_per_m_tokens"] == pytest.approx(
         row.usd_per_hour / (3600 * row.goodput * 16) * 1e6)
+
+
+def test_plot_plans_within_error_shades_the_tie_band():
+    t_a = pd.DataFrame({"name": ["u1", "u2", "u3"], "arch": ["colocated", "disaggregated", "colocated"],
+                        "goodput_per_gpu": [2.0, 1.9, 1.0]})
+    t_b = t_a.assign(goodput_per_gpu=[0.3, 0.4, 0.1])
+    axes = slomap.plot_plans_within_error({"roofline": t_a, "calibrated": t_b}, {"roofline": 1.0, "calibrated": 0.2},
+                                          top=2)
+    assert len(axes) == 2
+    # units in the calibrated order (best at the top), the union of each table's top 2: u2, u1
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["u1", "u2"]      # shared y: labels on the left
+    band = [p for p in axes[1].patches if p.get_zorder() == 0][0]       # the axvspan
+    verts = band.get_patch_transform().transform(band.get_path().vertices)     # x in data units
+    assert verts[:, 0].min() == pytest.approx(0.4 / 1.2) and verts[:, 0].max() == pytest.approx(0.4)
+    bars = [p for p in axes[0].patches if p.get_zorder() == 2]
+    assert sorted(b.get_width() for b in bars) == [1.9, 2.0]
+    with pytest.raises(ValueError, match="same non-empty labels"):
+        slomap.plot_plans_within_error({"a": t_a}, {"b": 0.1})
+
+
+def test_calibrated_phase_diagram_scales_its_slo_with_the_calibrated_model():
+    kw = dict(prompts=(1024,), links=("IB-NDR-400G",), n=60, n_rates=2, span=(0.2, 1.5))
+    roof = planner.prompt_link_diagram(**kw)
+    cal = planner.prompt_link_diagram(calibration="splitwise", tie_within=0.0, **kw)
+    want = planner.scaled_slo("Llama-2-7B", "H100-SXM", 1024, 128, calibration="splitwise")
+    assert cal.slo.iloc[0] == pytest.approx(want) and cal.slo.iloc[0]["tpot"] > roof.slo.iloc[0]["tpot"]
+    # with no band the winner is the larger goodput (or a tie only when they are equal)
+    r = cal.iloc[0]
+    assert r.winner == planner.decide({"colocated": r.best_colocated, "disaggregated": r.best_disaggregated}, 0.0)

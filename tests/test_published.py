@@ -152,16 +152,16 @@ def test_fits_use_fit_rows_only(monkeypatch):
 # median |relative error| on the test rows (interleaved split), measured by
 # benchmarks/calibration_validation.py: (source, gpu, phase) -> (rows, calibrated, pure roofline)
 HELD_OUT = {
-    ("splitwise", "A100-80GB", "decode"): (7, 0.0444, 0.2851),
-    ("splitwise", "A100-80GB", "prefill"): (7, 0.0936, 0.0483),
-    ("splitwise", "H100-SXM", "decode"): (7, 0.0178, 0.2950),
-    ("splitwise", "H100-SXM", "prefill"): (7, 0.0627, 0.2030),
+    ("splitwise", "A100-80GB", "decode"): (7, 0.0312, 0.2851),
+    ("splitwise", "A100-80GB", "prefill"): (7, 0.0934, 0.0483),
+    ("splitwise", "H100-SXM", "decode"): (7, 0.0169, 0.2950),
+    ("splitwise", "H100-SXM", "prefill"): (7, 0.0183, 0.2030),
     ("vidur", "A100-80GB", "layer"): (716, 0.0439, 0.1564),
     ("vidur", "H100-SXM", "layer"): (420, 0.0456, 0.2161),
-    ("sarathi", "A100-PCIe-80GB", "chunked"): (8, 0.0620, 0.1402),
-    ("sarathi", "A100-PCIe-80GB", "decode"): (5, 0.1658, 0.6681),
-    ("sarathi", "A100-PCIe-80GB", "mixed"): (1, 0.0858, 0.1185),
-    ("sarathi", "A100-PCIe-80GB", "prefill"): (4, 0.0880, 0.1108),
+    ("sarathi", "A100-PCIe-80GB", "chunked"): (8, 0.0499, 0.1402),
+    ("sarathi", "A100-PCIe-80GB", "decode"): (5, 0.1745, 0.6681),
+    ("sarathi", "A100-PCIe-80GB", "mixed"): (1, 0.0859, 0.1185),
+    ("sarathi", "A100-PCIe-80GB", "prefill"): (4, 0.0771, 0.1108),
 }
 
 
@@ -191,6 +191,81 @@ def test_calibration_beats_the_roofline_out_of_sample_where_it_claims_to(validat
     assert all(cal <= 0.10 for k, (_, cal, _) in HELD_OUT.items() if k[2] != "decode" or k[0] != "sarathi")
 
 
+# ---------------------------------------------------------------------- per request or per cached token
+def _kv_read_ns(cm):
+    """Nanoseconds the roofline charges to read one cached token's KV on one GPU (at cm's η_W)."""
+    return cm.kv_bytes_per_token / (cm.gpu.mem_bw * cm.bw_efficiency) * 1e9
+
+
+def _context_slope_ns(cm, batch, lo=1024, hi=4096):
+    """Calibrated decode-step growth per cached token at a fixed batch, ns."""
+    return (cm.decode(batch, hi).time - cm.decode(batch, lo).time) / (batch * (hi - lo)) * 1e9
+
+
+END_TO_END = [("splitwise", "A100-80GB"), ("splitwise", "H100-SXM"), ("sarathi", "A100-PCIe-80GB")]
+
+
+@pytest.mark.parametrize("source,gpu", END_TO_END)
+@pytest.mark.parametrize("model,tp,batch", [("Llama-2-70B", 2, 8), ("Llama-2-70B", 2, 64),
+                                            ("Llama-3.1-70B", 4, 64), ("Llama-3.1-8B", 1, 128)])
+def test_a_calibrated_decode_step_grows_with_context_about_as_fast_as_its_kv_read(source, gpu, model, tp, batch):
+    """The defect this catches: fitted on decode steps that vary only the batch at one context, the
+    per-cached-token term took the per-request cost and priced every cached token at 631 ns on
+    Splitwise-H100 (11× the 56 ns KV read), so a batch of long requests cost several times the
+    roofline. At a fixed batch a calibrated step may grow per cached token by the KV read the
+    roofline prices plus a little (≤ 2×), and never faster than the source's own batch-1 decodes
+    grew where it measured them (Splitwise: contexts 192 … 8,256 at batch 1)."""
+    cm = pb.from_published(model, gpu, tp=tp, source=source)
+    slope, kv = _context_slope_ns(cm, batch), _kv_read_ns(cm)
+    assert kv <= slope + 1e-9 <= 2 * kv + 1e-9, (slope, kv)
+    one = sorted((r.measurement.steps[0][0][1], r.seconds) for r in pb.rows(source, gpu)
+                 if r.phase == "decode" and len(r.measurement.steps[0]) == 1 and r.model == cm.model.name)
+    if len(one) > 1:
+        (c0, t0), (c1, t1) = one[0], one[-1]
+        measured = (t1 - t0) / (c1 - c0) * 1e9
+        assert _context_slope_ns(cm, 1, c0, c1) <= 1.2 * measured
+
+
+def test_a_long_context_batch_is_not_priced_as_many_requests():
+    """Llama-3.1-70B at tp 4 on H100, 64 requests × 2,048 cached tokens, Splitwise-H100 terms:
+    the per-cached-token part of the step is 0 (Splitwise's context sweep shows no cost beyond the
+    KV read), the per-item part is 64 × item_seconds, and the step's growth from 1,024 to 2,048
+    cached tokens is the roofline's KV read (the defect: 83 ms of a 115 ms step was per-token)."""
+    cm = pb.from_published("Llama-3.1-70B", "H100-SXM", tp=4, source="splitwise")
+    roof = pdlib.CostModel("Llama-3.1-70B", "H100-SXM", tp=4)
+    st = cm.decode(64, 2048)
+    assert st.breakdown["context"] <= 0.1 * st.time
+    assert st.breakdown["per_item"] == pytest.approx(64 * cm.item_seconds)
+    growth = cm.decode(64, 2048).time - cm.decode(64, 1024).time
+    assert growth <= 1.5 * 64 * 1024 * _kv_read_ns(cm) * 1e-9
+    assert st.time < 5 * roof.decode(64, 2048).time
+
+
+def test_context_and_item_costs_are_told_apart_only_where_the_rows_vary_the_context():
+    # Splitwise measured batch-1 decodes at several contexts: both terms are fitted; Sarathi-Serve's
+    # decodes all sit at ~1,021 cached tokens, so only the per-item term is, and the per-token one is 0
+    for split in pb.SPLITS:
+        for gpu in pb.SOURCES["splitwise"].gpus:
+            assert "context_seconds" in pb.identified_terms("splitwise", gpu, split)
+        sar = pb.identified_terms("sarathi", "A100-PCIe-80GB", split)
+        assert "item_seconds" in sar and "context_seconds" not in sar
+        assert pb.fitted_terms("sarathi", "A100-PCIe-80GB", split).get("context_seconds", 0.0) == 0.0
+        assert pb.fitted_terms("sarathi", "A100-PCIe-80GB", split)["item_seconds"] > 0
+    assert pb.identified_terms("vidur", "H100-SXM") == pb.SOURCES["vidur"].terms
+    # the rule on hand-made rows: one batch at two contexts separates them; a batch sweep does not
+    def dec(b, L):
+        return pb.Row("x", "H100-SXM", "Llama-2-70B", 2, "decode", "fit", Measurement.step([(1, L)] * b, 0.05), b, "")
+    assert pb.context_varies_at_fixed_batch([dec(1, 200), dec(1, 8000)])
+    assert not pb.context_varies_at_fixed_batch([dec(b, 1021) for b in (1, 4, 16, 64)])
+    chunk = pb.Row("x", "H100-SXM", "Llama-2-70B", 2, "chunked", "fit",
+                   Measurement.steps([[(512, 0)], [(512, 512)]], 0.1), 1024, "")
+    assert not pb.context_varies_at_fixed_batch([chunk, dec(1, 1021)])   # prefill chunks do not count
+    # the fitted values against the KV read the roofline already charges (ns per cached token per GPU)
+    for gpu in pb.SOURCES["splitwise"].gpus:
+        cm = pb.from_published("Llama-2-70B", gpu, tp=2, source="splitwise")
+        assert cm.context_seconds * 1e9 < _kv_read_ns(cm) and cm.item_seconds > 1e-4
+
+
 @pytest.mark.parametrize("source,gpu", [("splitwise", "H100-SXM"), ("sarathi", "A100-PCIe-80GB"),
                                         ("vidur", "A100-80GB")])
 def test_the_fitters_fast_formula_is_cost_model_step(source, gpu):
@@ -205,7 +280,7 @@ def test_the_fitters_fast_formula_is_cost_model_step(source, gpu):
     prob = fitting._Problem(cm, [r.measurement for r in rows])
     fast = prob.shape_part(cm.flops_efficiency, cm.bw_efficiency, cm.gemm_half_tokens, cm.gemm_half_width,
                            cm.attention_efficiency or cm.flops_efficiency) \
-        + prob.X @ np.array([cm.overhead, cm.layer_overhead, cm.context_seconds])
+        + prob.X @ np.array([cm.overhead, cm.layer_overhead, cm.context_seconds, cm.item_seconds])
     np.testing.assert_allclose(fast, [r.measurement.predict(cm) for r in rows], rtol=1e-12)
 
 
@@ -213,11 +288,12 @@ def test_the_fast_formula_holds_for_mla_and_mixed_steps():
     from pdlib import fitting
     cm = pdlib.CostModel("DeepSeek-V3", "H200-SXM", tp=8, dtype="fp8", flops_efficiency=0.7, bw_efficiency=0.8,
                          gemm_half_tokens=50.0, gemm_half_width=100.0, attention_efficiency=0.4, overhead=1e-3,
-                         layer_overhead=2e-5, context_seconds=1e-8, allreduce_latency=2e-5, allreduce_bandwidth=2e11)
+                         layer_overhead=2e-5, context_seconds=1e-8, allreduce_latency=2e-5, allreduce_bandwidth=2e11,
+                         item_seconds=3e-4)
     meas = [Measurement.step([(512, 4096), (1, 2000), (1, 100)], 1.0), Measurement.step([(1, 9000)] * 64, 1.0),
             Measurement.steps([[(256, 0)], [(256, 256)]], 1.0), Measurement.layer(300, 1.0)]
     prob = fitting._Problem(cm, meas)
-    fast = prob.shape_part(0.7, 0.8, 50.0, 100.0, 0.4) + prob.X @ np.array([1e-3, 2e-5, 1e-8])
+    fast = prob.shape_part(0.7, 0.8, 50.0, 100.0, 0.4) + prob.X @ np.array([1e-3, 2e-5, 1e-8, 3e-4])
     np.testing.assert_allclose(fast, [m.predict(cm) for m in meas], rtol=1e-12)
 
 
@@ -272,17 +348,18 @@ def test_a_model_that_does_not_fit_still_says_so():
 def test_fit_terms_recovers_known_terms_from_synthetic_steps():
     truth = pdlib.CostModel("Llama-3.1-8B", "H100-SXM", tp=2, flops_efficiency=0.7, bw_efficiency=0.85,
                             gemm_half_tokens=90.0, attention_efficiency=0.35, overhead=4e-3,
-                            context_seconds=3e-7, allreduce_latency=2e-5, allreduce_bandwidth=2e11)
+                            context_seconds=3e-7, item_seconds=2e-4, allreduce_latency=2e-5,
+                            allreduce_bandwidth=2e11)
     shapes = ([[(p, 0)] for p in (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)]
               + [[(1, L)] * b for b in (1, 8, 64, 256) for L in (200, 4000)]
               + [[(512, 1024)] + [(1, 3000)] * 16])
     meas = [Measurement.step(s, float(truth.step(s).time)) for s in shapes]
     start = truth.with_(flops_efficiency=0.6, bw_efficiency=0.8, gemm_half_tokens=0.0,
-                        attention_efficiency=None, overhead=0.0, context_seconds=0.0)
+                        attention_efficiency=None, overhead=0.0, context_seconds=0.0, item_seconds=0.0)
     got = fit_terms(start, meas, ("flops_efficiency", "bw_efficiency", "gemm_half_tokens",
-                                  "attention_efficiency", "overhead", "context_seconds"))
+                                  "attention_efficiency", "overhead", "context_seconds", "item_seconds"))
     for k in ("flops_efficiency", "bw_efficiency", "gemm_half_tokens", "attention_efficiency", "overhead",
-              "context_seconds"):
+              "context_seconds", "item_seconds"):
         assert getattr(got, k) == pytest.approx(getattr(truth, k), rel=2e-3), k
     assert np.abs(relative_errors(got, meas)).max() < 1e-4
 

@@ -64,7 +64,7 @@ def test_compare_is_one_rule_for_every_paper():
     # a cost ratio of 1.0 is no effect, not "within 25% of 0.8"
     assert rp.compare(0.8, 1.0) == "not reproduced"
     assert rp.compare(0.8, 0.82) == "reproduced" and rp.compare(0.8, 1.1) == "not reproduced"
-    assert rp.compare(1.4, 1.01, tie=True) == "no effect within resolution"
+    assert rp.compare(1.4, 1.01, tie=True) == "no effect within error"
     # quantities: within 25% of the value either way
     assert rp.compare(100, 125, "quantity") == "reproduced"
     assert rp.compare(100, 80, "quantity") == "reproduced"

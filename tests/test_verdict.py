@@ -17,8 +17,11 @@ GB = 1e9
 
 @pytest.fixture(scope="module")
 def distserve():
-    # the chapter's setting: 400 requests per simulation, xPyD up to 3 GPUs
-    return rp.distserve_example(n=400, max_gpus=3)
+    # the chapter's setting: 400 requests per simulation, xPyD up to 3 GPUs, priced by the cost
+    # model fitted to Vidur's A100 kernels (V.BOOK_CLAIM_SETTINGS)
+    S = V.BOOK_CLAIM_SETTINGS
+    return rp.distserve_example(n=S["distserve_n"], max_gpus=S["distserve_max_gpus"],
+                                calibration=S["distserve_calibration"])
 
 
 def _matmul_params(layers, hidden, heads, kv_heads, head_dim, ffn):
@@ -121,8 +124,11 @@ def test_claim4_benefits_from_the_distserve_example(distserve):
     # the pin: a split serves 1.5–3× the colocated goodput per GPU
     assert 1.5 <= v["gain"] <= 3.0
     assert v["paper_gain"] == pytest.approx(3.3 / 1.6)
-    # a wrong ratio (too many decode GPUs) loses to colocation
-    assert "1P2D" in v["losing_configs"] and v["worst_ratio"] < 1
+    # a wrong ratio (too many decode GPUs) does not beat colocation: within the model's error
+    # (Vidur's A100 model: 12% decode error → ties within ±40%), so it buys nothing
+    assert v["calibration"] == "vidur" and v["band"] == pytest.approx(1.12 / 0.88 * 1.1 - 1, abs=0.01)
+    assert "1P2D" in v["no_gain_configs"] and v["worst_ratio"] < 1
+    assert "2P1D" not in v["no_gain_configs"] and v["gain"] > 1 + v["band"]
     # same GPU price, so the cost per token falls by the goodput gain
     usd = v["usd_per_m_tokens"]
     assert usd["colocated"] / usd["best_split"] == pytest.approx(v["gain"])
@@ -133,12 +139,22 @@ def test_claim4_benefits_from_the_distserve_example(distserve):
 
 
 def test_claim4_rule_flips_on_the_goodputs():
-    def fake(col, per_gpu):
-        return {"colocated_per_gpu": col, "gpu": "A100-80GB",
+    def fake(col, per_gpu, calibration="vidur"):
+        return {"colocated_per_gpu": col, "gpu": "A100-80GB", "calibration": calibration,
                 "table": pd.DataFrame({"config": list(per_gpu), "per_gpu": list(per_gpu.values())})}
-    assert V.claim4_benefits(fake(1.0, {"1P1D": 1.1, "2P1D": 2.0})).verdict == "holds"
+    band = V.claim4_benefits(fake(1.0, {"2P1D": 2.0})).values["band"]            # ±40% (Vidur, A100)
+    assert V.claim4_benefits(fake(1.0, {"1P1D": 1.5, "2P1D": 2.0})).verdict == "holds"
+    # 1.1× is inside the model's error: that split buys nothing, a cost of splitting
+    assert V.claim4_benefits(fake(1.0, {"1P1D": 1.1, "2P1D": 2.0})).verdict == "holds, with costs"
     assert V.claim4_benefits(fake(1.0, {"1P2D": 0.7, "2P1D": 2.0})).verdict == "holds, with costs"
-    assert V.claim4_benefits(fake(1.0, {"1P2D": 0.7, "2P1D": 1.1})).verdict == "wrong"
+    # the best gain inside the band: neither shown nor refuted
+    assert V.claim4_benefits(fake(1.0, {"1P2D": 0.7, "2P1D": 1 + 0.9 * band})).verdict == "within error"
+    assert V.claim4_benefits(fake(1.0, {"2P1D": 1 + 1.1 * band})).verdict == "holds"
+    # a gain beyond the band but below min_gain, or a clear loss: wrong
+    assert V.claim4_benefits(fake(1.0, {"2P1D": 2.0}), min_gain=2.5).verdict == "wrong"
+    assert V.claim4_benefits(fake(1.0, {"2P1D": 0.5})).verdict == "wrong"
+    # the roofline's error (26% on the A100 engine's decode steps) is so wide that 1.7× is a tie
+    assert V.claim4_benefits(fake(1.0, {"2P1D": 1.7}, calibration=None)).verdict == "within error"
 
 
 # ------------------------------------------------------------------------------ claim 5

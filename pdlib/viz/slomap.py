@@ -12,6 +12,8 @@ matplotlib Axes (or array of Axes) it drew on.
   each cell labelled with best disaggregated ÷ best colocated.
 * :func:`plot_phase_diagram` — the same kind of grid for any two axes of :func:`pdlib.planner.phase_diagram`.
 * :func:`plot_burstiness` — TPOT and token-gap inflation against the Gamma cv of the arrivals.
+* :func:`plot_plans_within_error` — the same units priced by two cost models side by side, each
+  with the band of goodputs its error cannot tell from the best unit's.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 __all__ = ["ARCH_COLORS", "plot_plan", "plot_attainment", "plot_slo_map", "plot_phase_diagram",
-           "plot_burstiness"]
+           "plot_burstiness", "plot_plans_within_error"]
 
 #: Colour of each architecture, and of the "tie" and "none" outcomes of a map cell.
 ARCH_COLORS = {"colocated": "tab:blue", "disaggregated": "tab:orange", "conditional": "tab:green",
@@ -159,5 +161,49 @@ def plot_burstiness(df: pd.DataFrame, metrics: Sequence[str] = ("tpot_p50_inflat
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
+    axes[0].figure.suptitle(title)
+    return axes
+
+
+def plot_plans_within_error(tables: Mapping[str, pd.DataFrame], bands: Mapping[str, float],
+                            by: str = "goodput_per_gpu", top: int | None = 10, axes=None,
+                            title: str = "The same units, two cost models"):
+    """One panel per :class:`pdlib.planner.Plan` table of ``tables`` (label → table, the same
+    unit names in each): horizontal bars of ``by`` coloured by architecture, units in the order of
+    the last table (best at the top; with ``top``, the union of each table's ``top`` best units),
+    and a grey band from
+    ``best / (1 + band)`` to the best value, ``band`` = ``bands[label]``
+    (:func:`pdlib.planner.comparison_band`): a bar reaching into it is a tie with the best unit
+    within that cost model's error. Each panel has its own x scale (the models' rates differ).
+    Returns the axes."""
+    labels = list(tables)
+    if not labels or set(labels) != set(bands):
+        raise ValueError(f"tables and bands need the same non-empty labels, got {list(tables)} and {list(bands)}")
+    for lab in labels:
+        _need(tables[lab], ("name", "arch", by), "plot_plans_within_error")
+    order = tables[labels[-1]].sort_values(by, ascending=False)["name"].tolist()
+    if top is not None:
+        keep = set()
+        for lab in labels:
+            keep |= set(tables[lab].sort_values(by, ascending=False)["name"].head(top))
+        order = [n for n in order if n in keep]
+    if axes is None:
+        _, axes = plt.subplots(1, len(labels), figsize=(6.2 * len(labels), 0.32 * len(order) + 1.6),
+                               layout="constrained", sharey=True, squeeze=False)
+        axes = axes[0]
+    for ax, lab in zip(axes, labels):
+        t = tables[lab].set_index("name").loc[order[::-1]]
+        best = float(tables[lab][by].max())
+        ax.axvspan(best / (1 + bands[lab]), best, color="0.85", zorder=0,
+                   label=f"within ±{bands[lab]:.0%} of the best: a tie")
+        ax.barh(range(len(t)), t[by], color=[ARCH_COLORS.get(a, "0.5") for a in t.arch],
+                edgecolor="black", lw=0.5, zorder=2)
+        ax.set_yticks(range(len(t)), list(t.index), fontsize=8)
+        ax.set_xlabel("goodput per GPU (req/s/GPU)" if by == "goodput_per_gpu" else "requests per USD")
+        ax.set_title(lab, fontsize=10)
+        ax.grid(True, axis="x", alpha=0.3)
+        handles = [Patch(color=ARCH_COLORS[a], label=a) for a in ARCH_COLORS if a in set(t.arch)]
+        handles.append(Patch(color="0.85", label=f"tie with the best (±{bands[lab]:.0%})"))
+        ax.legend(handles=handles, loc="lower right", fontsize=7)
     axes[0].figure.suptitle(title)
     return axes

@@ -73,14 +73,20 @@ def plot_chunk_costs(tables: Mapping[str, pd.DataFrame], paper: Mapping[int, flo
 
 
 def plot_overhead_vs_measured(curve: pd.DataFrame, measured: pd.DataFrame, ax=None,
-                              title: str = "Chunked ÷ unchunked prefill time"):
+                              title: str = "Chunked ÷ unchunked prefill time",
+                              calibrated: pd.DataFrame | None = None,
+                              labels: tuple[str, str] = ("cost model", "calibrated")):
     """Prefill time in chunks over the same prefill unchunked (%, 0 = no overhead) against the
     chunk size (log scale), one colour per prompt length: ``curve`` (columns prompt, chunk,
-    relative; e.g. :func:`pdlib.chunking.overhead_curve`) as lines, ``measured`` (columns
-    prompt, chunk, measured_relative; <NA> chunk rows, the unchunked references, are skipped;
-    e.g. :func:`pdlib.chunking.overhead_vs_sarathi`) as filled markers. Returns the axes."""
+    relative; e.g. :func:`pdlib.chunking.overhead_curve`) as solid lines, ``calibrated`` (the same
+    columns, e.g. the curve of a :func:`pdlib.calibrate.from_published` model) as dashed lines when
+    given, ``measured`` (columns prompt, chunk, measured_relative; <NA> chunk rows, the unchunked
+    references, are skipped; e.g. :func:`pdlib.chunking.overhead_vs_sarathi`) as filled markers.
+    ``labels`` name the two line styles in the legend. Returns the axes."""
     _need(curve, ("prompt", "chunk", "relative"), "plot_overhead_vs_measured curve")
     _need(measured, ("prompt", "chunk", "measured_relative"), "plot_overhead_vs_measured measured")
+    if calibrated is not None:
+        _need(calibrated, ("prompt", "chunk", "relative"), "plot_overhead_vs_measured calibrated")
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
     prompts = sorted(set(curve.prompt) | set(measured.prompt))
@@ -88,7 +94,11 @@ def plot_overhead_vs_measured(curve: pd.DataFrame, measured: pd.DataFrame, ax=No
         color = f"C{i}"
         c = curve[(curve.prompt == p) & (curve.chunk < p)].sort_values("chunk")
         ax.plot(c.chunk, (c.relative - 1) * 100, color=color, lw=1.5,
-                label=f"{p:,} tokens: cost model")
+                label=f"{p:,} tokens: {labels[0]}")
+        if calibrated is not None:
+            k = calibrated[(calibrated.prompt == p) & (calibrated.chunk < p)].sort_values("chunk")
+            ax.plot(k.chunk, (k.relative - 1) * 100, color=color, lw=1.5, ls="--",
+                    label=f"{p:,} tokens: {labels[1]}")
         m = measured[(measured.prompt == p)].dropna(subset=["chunk"])
         ax.plot(m.chunk.astype(float), (m.measured_relative - 1) * 100, "o", color=color, ms=7,
                 mec="black", label=f"{p:,} tokens: measured")
