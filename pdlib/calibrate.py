@@ -51,6 +51,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import microbench
 from .cost import CostModel
 from .fitting import Measurement, fit_allreduce, fit_terms
 from .hardware import GPU
@@ -541,7 +542,6 @@ def memcpy_bandwidth(device: str = "cpu", nbytes: int | None = None, repeats: in
     against."""
     import torch
 
-    from . import microbench
     dev = microbench.pick_device(device)
     size = 4 * last_level_cache(dev).bytes if nbytes is None else int(nbytes)
     dt = microbench.default_dtype(dev)

@@ -91,6 +91,7 @@ from . import hardware as hw
 from . import measurements as ms
 from . import models as mdl
 from .cost import CostModel
+from . import fitting as ft
 from .fitting import Measurement, fit_allreduce, fit_terms
 
 __all__ = ["PublishedSource", "SOURCES", "DROPPED", "published_sources", "table", "rows",
@@ -437,7 +438,6 @@ def fitted_terms(source: str, gpu: str, split: str = "interleaved") -> dict:
     terms stay the pure roofline's (0 / None). Only the terms :func:`identified_terms` names are
     fitted: ``context_seconds`` is left out (0) where the fit rows cannot tell it from the per-item
     cost. Cached: a fit takes about a second at most."""
-    from . import fitting as ft
     s = _check_source(source)
     gpu = _gpu_name(source, gpu)
     fit = [r for r in rows(source, gpu) if split_of(r, split) == "fit"]

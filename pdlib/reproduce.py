@@ -32,6 +32,7 @@ from . import models as mdl
 from . import progress as _progress
 from . import published as pub
 from . import sim
+from . import workload as wlmod
 from .cost import CostModel
 # deployment arithmetic lives in the planner (sim → planner → reproduce); re-exported here
 from .planner import config_name, config_price, cost_model, cost_per_million_tokens, xpyd_configs
@@ -643,7 +644,6 @@ def sarathi_workload(dataset: str, n: int, rate: float, seed: int = 0):
     (prompts 7,059 / 12,985, outputs 208 / 371 tokens), prompts clipped at 16,384 tokens like the
     paper's filter. The ``"arxiv-summarization"`` named trace is a different, shorter cut of the
     dataset (≤ 4k tokens, median prompt 2,730) and is not used here."""
-    from . import workload as wlmod
     ds = SARATHI_PAPER["datasets"]
     if dataset not in ds:
         raise KeyError(f"unknown Sarathi-Serve dataset {dataset!r}; known: {', '.join(ds)}")
@@ -842,7 +842,6 @@ def mooncake_bandwidth_knee(bandwidths_gbps: Sequence[float] = (24, 32, 48, 64, 
     the workload's mean prompt), ``kv_gb_mean`` (GB of KV per request, mean), ``paper``,
     ``calibration`` (module docstring).
     """
-    from . import workload as wlmod
     bws = sorted(float(b) for b in bandwidths_gbps)
     for t in transfers:
         if t not in ("layerwise", "whole"):
@@ -910,7 +909,6 @@ def mooncake_pd_ratio(n_nodes: int = 8, *, tbt_slos: Sequence[float] = MOONCAKE_
     capacity among the splits meeting t). ``ttft_slo`` and ``calibration`` (module docstring) are
     recorded in ``df.attrs``.
     """
-    from . import workload as wlmod
     if not isinstance(n_nodes, (int, np.integer)) or n_nodes < 2:
         raise ValueError(f"n_nodes must be an integer >= 2, got {n_nodes!r}")
     rate = 4.0 * n_nodes if overload_rate is None else float(overload_rate)
@@ -981,7 +979,6 @@ def splitwise_cost(*, workload: str = "azure-conv", model: str = "Llama-2-70B", 
     ``calibration`` (module docstring; "splitwise": the terms fitted to Splitwise's own DGX-A100
     and DGX-H100 profiles, each pool's GPU its own, μ too).
     """
-    from . import workload as wlmod
     s = dict(slo or SPLITWISE_SLO)
     configs = [tuple(map(int, c)) for c in configs]
     m = _positive_int_arg("colocated_machines", colocated_machines)

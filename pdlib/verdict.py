@@ -38,7 +38,9 @@ import numpy as np
 from . import hardware as hw
 from . import measurements
 from . import models as mdl
+from . import planner, published
 from . import progress as _progress
+from .published import calibrated_cluster as cal
 from .cost import CostModel, kv_emission_rate, kv_transfer_time
 
 __all__ = [
@@ -271,7 +273,6 @@ _SOURCE_NAMES = {"splitwise": "Splitwise's", "vidur": "Vidur's", "sarathi": "Sar
 def _model_error(calibration: str | None, gpu: str) -> float:
     """The worse of the prefill and decode out-of-sample median absolute errors of the cost model
     ``calibration`` (None: the roofline) on ``gpu`` (:func:`pdlib.published.model_error`)."""
-    from . import published
     src = "roofline" if calibration is None else calibration
     return max(published.model_error(src, p, gpu) for p in ("prefill", "decode"))
 
@@ -440,7 +441,6 @@ def claim4_benefits(distserve: dict | None = None, *, n: int = 400, max_gpus: in
     the best split's gain is inside the band; **wrong** when it is outside the band but below
     ``min_gain`` or a loss.
     """
-    from . import planner
     from . import reproduce as rp
     ds = distserve if distserve is not None else rp.distserve_example(
         n=n, seed=seed, max_gpus=max_gpus, calibration=calibration, progress=progress)
@@ -968,7 +968,6 @@ def hybrid_designs(model: str = "Llama-3.1-8B", gpu: str = "A100-80GB", link: st
     one ratio that another cost model may unbalance. ``calibration``: None (the roofline) or a
     published source pricing every instance (:func:`pdlib.published.calibrated_cluster`)."""
     from . import sim
-    from .published import calibrated_cluster as cal
     from .reproduce import config_name
     n = n_prefill + n_decode
     splits = [(n_prefill, n_decode)] if ratios is None else [(int(x), int(y)) for x, y in ratios]
@@ -1044,7 +1043,6 @@ def hybrid_summary(df, band: float | None = None) -> dict:
     otherwise that SLO's winner is "tie" (and "none" when no design meets it at any rate
     searched), :func:`pdlib.planner.decide`. Returned as a dict with ``band``, the ``leaders``
     (highest goodput, tie or not) and a one-line ``summary`` (for :func:`claim9_forecast`)."""
-    from . import planner
     if band is None:
         band = planner.comparison_band(df.attrs.get("calibration"), df.attrs.get("gpu", "A100-80GB"))
     winners, leaders = {}, {}
@@ -1084,7 +1082,6 @@ def prefix_cache_table(rate: float, model: str = "Llama-3.1-8B", gpu: str = "A10
     relaxed-TPOT SLO of :data:`HYBRID_SLOS`). ``calibration`` as in :func:`hybrid_designs`."""
     import pandas as pd
     from . import sim
-    from .published import calibrated_cluster as cal
     from .reproduce import config_name
     slo = HYBRID_SLOS["relaxed TPOT"] if slo is None else slo
     if not configs:

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from .. import hardware as hw
+
 __all__ = ["plot_architecture", "request_phases", "plot_request_path", "plot_goodput_configs",
            "plot_ratio_sweep", "plot_pool_growth", "plot_decode_tpot", "plot_hardware"]
 
@@ -232,7 +234,6 @@ def plot_hardware(df: pd.DataFrame, axes=None, title: str | None = None):
     req_per_usd of :func:`pdlib.reproduce.decode_hardware`): goodput per GPU (req/s/GPU) and
     requests per dollar (the catalog's dated on-demand prices), each bar labelled with its
     configuration; pairs that decode on an L40S in orange, pairs that prefill on one in green."""
-    from .. import hardware as hw
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     labels = [f"P {p}\nD {d}" for p, d in zip(df.prefill_gpu, df.decode_gpu)]
