@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GPU", "Link", "LINK_KINDS", "ALIASES", "gpu", "link", "gpu_names", "link_names",
-           "priced_gpus", "register_gpu", "register_link"]
+__all__ = ["GPU", "Link", "LINK_KINDS", "ALIASES", "NOT_PRICED", "gpu", "link", "gpu_names",
+           "link_names", "priced_gpus", "register_gpu", "register_link"]
 
 #: Allowed values of :attr:`Link.kind`.
 LINK_KINDS = ("nvlink", "pcie", "cxl", "network", "fabric")
@@ -29,6 +29,9 @@ LINK_KINDS = ("nvlink", "pcie", "cxl", "network", "fabric")
 ALIASES = {"h100": "H100-SXM", "h200": "H200-SXM", "a100": "A100-80GB"}
 
 GB = 1e9  # decimal gigabyte, as on every datasheet
+
+#: What a table shows for a GPU the catalog's price list does not carry (never NaN).
+NOT_PRICED = "not priced"
 
 
 def _check_positive(obj, fields: tuple[str, ...]) -> None:
@@ -130,6 +133,18 @@ class GPU:
     def ridge(self) -> float:
         """Roofline ridge point ``flops / mem_bw`` in FLOP per byte."""
         return self.flops / self.mem_bw
+
+    @property
+    def flops_per_usd(self) -> float:
+        """Peak FLOP/s bought per USD per GPU-hour, ``flops / price_per_hour`` (what a prefill card
+        is judged by); NaN when the GPU has no catalog price."""
+        return self.flops / self.price_per_hour if self.price_per_hour else float("nan")
+
+    @property
+    def bw_per_usd(self) -> float:
+        """Memory bandwidth (bytes/s) bought per USD per GPU-hour, ``mem_bw / price_per_hour``
+        (what a decode card is judged by); NaN when the GPU has no catalog price."""
+        return self.mem_bw / self.price_per_hour if self.price_per_hour else float("nan")
 
     @property
     def is_hbm(self) -> bool:

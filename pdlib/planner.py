@@ -138,7 +138,7 @@ def cost_per_million_tokens(rate: float, output_tokens: float, usd_per_hour: flo
 
 
 #: What tables print where a GPU has no catalog price (instead of NaN).
-NOT_PRICED = "not priced"
+NOT_PRICED = hw.NOT_PRICED
 
 
 def gpu_value_table(gpus: Sequence[str] | None = None) -> pd.DataFrame:
@@ -160,7 +160,7 @@ def gpu_value_table(gpus: Sequence[str] | None = None) -> pd.DataFrame:
         usd = math.nan if g.price_per_hour is None else float(g.price_per_hour)
         rows.append({"gpu": g.name, "memory": g.mem_type, "tflops": g.flops / 1e12,
                      "gb_per_s": g.mem_bw / 1e9, "ridge": g.ridge, "usd_per_hour": usd,
-                     "tflops_per_usd": g.flops / 1e12 / usd, "gb_per_s_per_usd": g.mem_bw / 1e9 / usd,
+                     "tflops_per_usd": g.flops_per_usd / 1e12, "gb_per_s_per_usd": g.bw_per_usd / 1e9,
                      "price_date": g.price_date if g.price_per_hour is not None else NOT_PRICED})
     return pd.DataFrame(rows)
 

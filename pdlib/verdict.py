@@ -393,16 +393,14 @@ def claim3_decode_card(card: hw.GPU | str = "L40S", reference: hw.GPU | str = "H
     if priced:
         v["usd_per_hour"], v["reference_usd_per_hour"] = g.price_per_hour, ref.price_per_hour
         v["price_source"], v["price_date"] = g.price_source, g.price_date
-        v["bw_per_usd"] = g.mem_bw / g.price_per_hour
-        v["reference_bw_per_usd"] = ref.mem_bw / ref.price_per_hour
-        v["flops_per_usd"] = g.flops / g.price_per_hour
-        v["reference_flops_per_usd"] = ref.flops / ref.price_per_hour
+        v["bw_per_usd"], v["reference_bw_per_usd"] = g.bw_per_usd, ref.bw_per_usd
+        v["flops_per_usd"], v["reference_flops_per_usd"] = g.flops_per_usd, ref.flops_per_usd
         v["prefill_value"] = v["flops_per_usd"] / v["reference_flops_per_usd"]
     if _decode_card(g, ref):
         verdict = "holds"
     else:
         verdict = "wrong example" if _decode_card(idea, ref) else "wrong"
-    money = "; not priced in the catalog"
+    money = f"; {hw.NOT_PRICED} in the catalog"
     if priced:
         cheap = v["prefill_value"] >= 1
         money = (f"; per USD/h it buys {v['bw_per_usd'] / 1e9:.0f} GB/s against the {ref.name}'s "

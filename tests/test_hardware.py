@@ -1,6 +1,7 @@
 """pdlib.hardware: every catalog number pinned to its datasheet (vendor pages cited in the catalog),
 prices pinned to one dated price list, link topologies, lookups, registration, validation."""
 import dataclasses
+import math
 
 import pytest
 
@@ -107,6 +108,14 @@ def test_price_ordering_the_review_asked_for():
     l40s, h100 = hardware.gpu("L40S"), hardware.gpu("H100-SXM")
     assert l40s.flops / l40s.price_per_hour > 1.1 * h100.flops / h100.price_per_hour
     assert l40s.mem_bw / l40s.price_per_hour < 0.9 * h100.mem_bw / h100.price_per_hour
+
+
+def test_what_a_dollar_buys():
+    h100, l4 = hardware.gpu("H100-SXM"), hardware.gpu("L4")
+    assert h100.flops_per_usd == pytest.approx(989e12 / 3.49)
+    assert h100.bw_per_usd == pytest.approx(3.35e12 / 3.49)
+    assert math.isnan(l4.flops_per_usd) and math.isnan(l4.bw_per_usd)        # unpriced
+    assert hardware.NOT_PRICED == "not priced"
 
 
 def test_a_price_needs_its_source_and_date():

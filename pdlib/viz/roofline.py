@@ -143,17 +143,17 @@ def phase_cost_table(model: str | mdl.ModelSpec = "Llama-3.1-8B",
         usd_s = price / 3600 * cm.tp
         dec = float(cm.decode(batch, prompt + output / 2).time_per_token) if batch >= 1 else np.nan
         rows.append({"GPU": g.name, "tp": cm.tp, "$ / GPU-hour": price,
-                     "TFLOP/s per $/h": g.flops / 1e12 / price, "GB/s per $/h": g.mem_bw / 1e9 / price,
+                     "TFLOP/s per $/h": g.flops_per_usd / 1e12, "GB/s per $/h": g.bw_per_usd / 1e9,
                      "prefill $/M tokens": float(cm.prefill(prompt).time_per_token) * usd_s * 1e6,
                      "decode batch": batch, "decode $/M tokens": dec * usd_s * 1e6,
                      "price source": (f"{g.price_source}, read {g.price_date}" if g.price_per_hour
-                                      else "not priced")})
+                                      else hw.NOT_PRICED)})
     df = pd.DataFrame(rows).set_index("GPU")
     if not as_text:
         return df
     out = _text(df, {"$ / GPU-hour": "${:.2f}", "TFLOP/s per $/h": "{:.0f}", "GB/s per $/h": "{:.0f}",
                      "prefill $/M tokens": "${:.4f}", "decode $/M tokens": "${:.3f}"})
-    out["$ / GPU-hour"] = ["not priced" if v == MISSING else v for v in out["$ / GPU-hour"]]
+    out["$ / GPU-hour"] = [hw.NOT_PRICED if v == MISSING else v for v in out["$ / GPU-hour"]]
     return out.drop(columns="price source")
 
 
