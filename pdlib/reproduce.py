@@ -35,7 +35,8 @@ from . import sim
 from . import workload as wlmod
 from .cost import CostModel
 # deployment arithmetic lives in the planner (sim → planner → reproduce); re-exported here
-from .planner import config_name, config_price, cost_model, cost_per_million_tokens, xpyd_configs
+from .planner import (comparison_band, config_name, config_price, cost_model, cost_per_million_tokens,
+                      within_band, xpyd_configs)
 
 __all__ = ["DISTSERVE_SLO", "DISTSERVE_PAPER", "SPLITWISE_PAPER", "distserve_prefill_fit",
            "distserve_decode_fit", "distserve_fit_table", "distserve_bw_efficiency", "xpyd_configs",
@@ -44,7 +45,7 @@ __all__ = ["DISTSERVE_SLO", "DISTSERVE_PAPER", "SPLITWISE_PAPER", "distserve_pre
            "decode_tpot_table",
            # chapter 10: the papers reproduced
            "DISTSERVE_SLO_SCALE_PAPER", "SARATHI_PAPER", "MOONCAKE_PAPER", "SPLITWISE_SLO",
-           "REPRODUCED_TOL", "compare",
+           "REPRODUCED_TOL", "compare", "compare_within_error",
            "scale_at_attainment", "distserve_slo_scale", "without_sliding_window",
            "sarathi_meets", "sarathi_workload", "sarathi_capacity_table", "sarathi_capacity", "gbps_link", "kv_emission_gbps", "bandwidth_knee",
            "mooncake_bandwidth_knee", "mooncake_pd_ratio", "splitwise_cost"]
@@ -444,6 +445,21 @@ MOONCAKE_PAPER: dict = {"knee_gbps": 100.0, "bandwidth_range_gbps": (24.0, 400.0
 #: its evaluation); these absolute targets are our choice: an interactive TTFT, and a TPOT that a
 #: colocated engine meets only when prefills do not stall its decodes too often.
 SPLITWISE_SLO: dict[str, float] = {"ttft": 1.0, "tpot": 0.05}
+
+
+def compare_within_error(paper: float, ours: float, kind: str = "ratio", calibration: str | None = None,
+                         gpus: Sequence[str] = ("H100-SXM",), priced_by_model: bool = True,
+                         tol: float = REPRODUCED_TOL) -> str:
+    """:func:`compare`, with the tie decided by the error of the cost model that priced ``ours``:
+    a ratio of two designs lies within :func:`pdlib.planner.comparison_band` (``calibration``,
+    None = the pure roofline; the widest band over ``gpus``) of 1 → "no effect within error".
+    ``priced_by_model=False`` for a number no cost model prices (a ratio of catalog prices): the
+    plain :func:`compare`. Quantities are never ties."""
+    tie = False
+    if kind == "ratio" and priced_by_model:
+        band = max(comparison_band(calibration, g) for g in gpus)
+        tie = within_band(ours, 1.0, band)
+    return compare(paper, ours, kind, tol=tol, tie=tie)
 
 
 def _positive_int_arg(name: str, v) -> int:

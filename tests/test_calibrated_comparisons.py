@@ -216,3 +216,18 @@ def test_reproductions_pass_the_calibration_to_every_instance():
     cm = pb.from_published("Llama-2-70B", "H100-SXM", 8, "splitwise")
     assert cal == pytest.approx(8 * 8192 * cm.model.kv_bytes_per_token() / cm.prefill(8192).time / 1e9)
     assert cal < roof                                       # a slower prefill emits KV more slowly
+
+
+def test_compare_within_error_ties_only_what_the_pricing_model_cannot_tell():
+    band = max(planner.comparison_band("splitwise", g) for g in ("H100-SXM", "A100-80GB"))
+    inside, outside = 1 + band / 2, (1 + band) * 1.05
+    gpus = ("H100-SXM", "A100-80GB")
+    assert rp.compare_within_error(1.4, inside, "ratio", "splitwise", gpus) == "no effect within error"
+    assert rp.compare_within_error(1.4, outside, "ratio", "splitwise", gpus) == rp.compare(1.4, outside)
+    # a ratio no model prices (catalog prices), and a quantity, are never ties
+    assert rp.compare_within_error(0.8, 1 / inside, "ratio", "splitwise", gpus,
+                                   priced_by_model=False) == rp.compare(0.8, 1 / inside)
+    assert rp.compare_within_error(100, 100 * inside, "quantity", "splitwise", gpus) == \
+        rp.compare(100, 100 * inside, "quantity")
+    # the roofline's band is wider: what the calibrated model resolves, the roofline may not
+    assert planner.comparison_band(None, "H100-SXM") > planner.comparison_band("splitwise", "H100-SXM")
